@@ -1,0 +1,44 @@
+# make run: start the whole system; make test: the whole suite against the real RabbitMQ.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench rabbitmq tools clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Start the local RabbitMQ when it is installed and not answering; fail loudly when it is missing.
+rabbitmq:
+	@if rabbitmqctl -q status >/dev/null 2>&1; then :; \
+	elif command -v rabbitmq-server >/dev/null 2>&1; then \
+	  echo "starting RabbitMQ"; rabbitmq-server -detached; \
+	  for i in $$(seq 1 60); do rabbitmqctl -q await_startup >/dev/null 2>&1 && break; sleep 1; done; \
+	  rabbitmqctl -q await_startup >/dev/null || { echo "RabbitMQ did not start" >&2; exit 1; }; \
+	else echo "RabbitMQ is not installed (apt-get install rabbitmq-server)" >&2; exit 1; fi
+
+# docker-compose (Debian's) validates compose.yml in the tests; no Docker engine is needed for that.
+tools:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+	  echo "installing docker-compose to validate compose.yml"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) >/dev/null; }
+
+run: $(STAMP) rabbitmq
+	$(BIN)/clinic init-db
+	$(BIN)/clinic up
+
+test: $(STAMP) rabbitmq tools
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check clinic actors api tests bench
+
+bench: $(STAMP) rabbitmq
+	$(BIN)/python -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

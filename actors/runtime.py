@@ -1,0 +1,20 @@
+"""This process's settings, broker and collaborators, shared by the actor modules."""
+
+from __future__ import annotations
+
+import os
+
+import dramatiq
+
+from actors.broker import build_broker
+from clinic import store
+from clinic.availability import AvailabilitySystem
+from clinic.config import Settings
+from clinic.notifications import Publisher
+
+settings = Settings.from_env()
+broker = build_broker(settings, stub=os.environ.get("CLINIC_STUB_BROKER") == "1")
+dramatiq.set_broker(broker)
+store.connect(settings.database_url)
+availability = AvailabilitySystem(settings.unavailability_rate)
+publisher = Publisher(settings.broker_url, settings.exchange)

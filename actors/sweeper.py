@@ -1,0 +1,60 @@
+"""The sweeper: re-sends ``process_booking`` for bookings pending longer than CLINIC_SWEEP_AFTER.
+
+The database row is the record of an accepted booking; a message can be lost (the broker was
+down when the API accepted it, or it vanished unconfirmed), so this closes the gap. Duplicates
+are harmless: every actor is idempotent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from actors import process_booking, settings
+from clinic import bookings, store
+from clinic.config import Settings
+from clinic.store import utcnow
+
+logger = logging.getLogger("clinic.sweeper")
+
+
+def sweep_once(settings: Settings, send: Callable[[str], object]) -> int:
+    """Re-send every stale pending booking once; return how many were sent."""
+    now = utcnow()
+    with store.database.connection_context():
+        stale = bookings.claim_stale(now - timedelta(seconds=settings.sweep_after), now=now)
+    for booking_id in stale:
+        send(booking_id)
+    if stale:
+        logger.warning("re-sent %d booking(s) pending longer than %ss", len(stale), settings.sweep_after)
+    return len(stale)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="clinic sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--once", action="store_true", help="sweep once and exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.once:
+        print(sweep_once(settings, process_booking.send))
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    interval = max(1.0, min(settings.sweep_after / 4, 15.0))
+    logger.info("sweeping every %.0fs for bookings pending longer than %ss", interval, settings.sweep_after)
+    while not stop.wait(interval):
+        try:
+            sweep_once(settings, process_booking.send)
+        except Exception as error:  # broker or database down: try again next round
+            logger.warning("sweep failed (%s); trying again in %.0fs", type(error).__name__, interval)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The clinic's booking rules, store and notifications: no web framework, no task queue."""

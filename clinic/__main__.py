@@ -1,0 +1,5 @@
+import sys
+
+from clinic.cli import main
+
+sys.exit(main())

@@ -1,0 +1,231 @@
+"""The booking rules: accept a request, decide on it, confirm or reject it exactly once."""
+
+from __future__ import annotations
+
+import enum
+import unicodedata
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import peewee
+
+from clinic.config import Settings
+from clinic.errors import BookingNotFound, InvalidField
+from clinic.schedule import parse_slot
+from clinic.store import Booking, BookingEvent, database, utcnow
+
+PENDING, CONFIRMED, REJECTED = "pending", "confirmed", "rejected"
+FINAL_STATUSES = (CONFIRMED, REJECTED)
+PATIENT_MAX_LENGTH = 200
+REQUEST_FIELDS = ("patient", "slot", "doctor_id")
+
+# Reasons are shown to patients and travel in notifications: fixed texts, never personal data.
+OUTSIDE_HOURS = "outside the clinic's hours"
+SLOT_TAKEN = "slot already taken"
+NO_DOCTOR_FREE = "no doctor free at that slot"
+DOCTOR_UNAVAILABLE = "doctor unavailable after 3 retries"
+
+# Letters of any script, marks and spaces are names; controls, bidi overrides, unassigned and
+# private-use code points and lone surrogates are not (Cf is allowed only for ZWJ/ZWNJ).
+_FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+_ALLOWED_FORMAT = {"\u200c", "\u200d"}
+
+
+@dataclass(frozen=True)
+class Doctor:
+    id: int
+    name: str
+
+
+def roster(settings: Settings) -> list[Doctor]:
+    """The doctors, with ids that are their 1-based place in ``CLINIC_DOCTORS``."""
+    return [Doctor(number, name) for number, name in enumerate(settings.doctors, start=1)]
+
+
+def request_booking(
+    settings: Settings,
+    body: Any,
+    *,
+    owner: str | None = None,
+    now: Callable[[], datetime] = utcnow,
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> Booking:
+    """Validate a booking request and store it as pending; raise InvalidField naming what is wrong."""
+    if not isinstance(body, Mapping):
+        raise InvalidField("body", "must be a JSON object")
+    unknown = sorted(str(key) for key in body if key not in REQUEST_FIELDS)
+    if unknown:
+        raise InvalidField(unknown[0][:64], "is not a field a client may set")
+    patient = _patient(body.get("patient"))
+    instant = parse_slot(
+        body.get("slot"),
+        zone=settings.timezone,
+        slot_minutes=settings.slot_minutes,
+        now=now(),
+        horizon_days=settings.horizon_days,
+    )
+    doctor_id = _doctor_id(settings, body.get("doctor_id"))
+    stamp = now()
+    with database.atomic():
+        booking = Booking.create(
+            id=new_id(),
+            patient=patient,
+            slot=instant,
+            requested_doctor_id=doctor_id,
+            doctor_id=doctor_id,
+            status=PENDING,
+            owner=owner,
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        BookingEvent.create(booking=booking.id, status=PENDING, at=stamp)
+    return booking
+
+
+def get_booking(booking_id: str, *, owner: str | None = None) -> Booking:
+    """The booking with that id, if it exists and (when ``owner`` is given) belongs to that owner."""
+    try:
+        canonical = str(uuid.UUID(booking_id))
+    except (ValueError, TypeError, AttributeError):
+        raise BookingNotFound(booking_id) from None
+    query = Booking.select().where(Booking.id == canonical)
+    if owner is not None:
+        query = query.where(Booking.owner == owner)
+    booking = query.first()
+    if booking is None:
+        raise BookingNotFound(canonical)
+    return booking
+
+
+def history(booking: Booking) -> list[BookingEvent]:
+    return list(booking.events.order_by(BookingEvent.at, BookingEvent.id))
+
+
+class Action(enum.Enum):
+    CONFIRM = "confirm"
+    REJECT = "reject"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the processor should do with a booking, and with which doctor or why not."""
+
+    action: Action
+    doctor_id: int | None = None
+    reason: str | None = None
+
+
+def decide(settings: Settings, booking_id: str) -> Decision:
+    """Decide a pending booking from the clinic's own data: hours, then the doctors' free slots."""
+    booking = Booking.get_or_none(Booking.id == booking_id)
+    if booking is None or booking.status != PENDING:
+        return Decision(Action.SKIP)
+    local_start = booking.slot.astimezone(settings.timezone)
+    if not settings.hours.covers(local_start, settings.slot_minutes):
+        return Decision(Action.REJECT, reason=OUTSIDE_HOURS)
+    if booking.requested_doctor_id is not None:
+        candidates: Iterable[int] = [booking.requested_doctor_id]
+    else:
+        candidates = [doctor.id for doctor in roster(settings)]
+    taken = set(
+        Booking.select(Booking.doctor_id)
+        .where(Booking.slot == booking.slot, Booking.status == CONFIRMED)
+        .tuples()
+        .iterator()
+    )
+    for doctor_id in candidates:
+        if (doctor_id,) not in taken:
+            return Decision(Action.CONFIRM, doctor_id=doctor_id)
+    reason = SLOT_TAKEN if booking.requested_doctor_id is not None else NO_DOCTOR_FREE
+    return Decision(Action.REJECT, reason=reason)
+
+
+class Outcome(enum.Enum):
+    CHANGED = "changed"  # this call moved the booking to the asked status
+    ALREADY = "already"  # an earlier delivery already did: nothing changed now
+    CONFLICT = "conflict"  # the booking is final in the other status, or the slot was taken
+    MISSING = "missing"
+
+
+def confirm(booking_id: str, doctor_id: int, *, now: Callable[[], datetime] = utcnow) -> Outcome:
+    """Confirm a pending booking with a doctor; the database refuses a second confirmed booking
+    for the same doctor and slot, and then the answer is CONFLICT."""
+    try:
+        return _finish(booking_id, CONFIRMED, now(), doctor_id=doctor_id)
+    except peewee.IntegrityError:
+        current = Booking.get_or_none(Booking.id == booking_id)
+        if current is not None and current.status == CONFIRMED:
+            return Outcome.ALREADY
+        return Outcome.CONFLICT
+
+
+def reject(booking_id: str, reason: str, *, now: Callable[[], datetime] = utcnow) -> Outcome:
+    """Reject a pending booking with a reason."""
+    return _finish(booking_id, REJECTED, now(), reason=reason)
+
+
+def may_choose_another_doctor(booking_id: str) -> bool:
+    """True for a pending booking that asked for no doctor in particular."""
+    booking = Booking.get_or_none(Booking.id == booking_id)
+    return booking is not None and booking.status == PENDING and booking.requested_doctor_id is None
+
+
+def _finish(booking_id: str, status: str, stamp: datetime, **changes: Any) -> Outcome:
+    with database.atomic():
+        changed = (
+            Booking.update(status=status, updated_at=stamp, **changes)
+            .where(Booking.id == booking_id, Booking.status == PENDING)
+            .execute()
+        )
+        if changed:
+            BookingEvent.create(booking=booking_id, status=status, reason=changes.get("reason"), at=stamp)
+            return Outcome.CHANGED
+        current = Booking.select(Booking.status).where(Booking.id == booking_id).first()
+    if current is None:
+        return Outcome.MISSING
+    return Outcome.ALREADY if current.status == status else Outcome.CONFLICT
+
+
+def claim_stale(older_than: datetime, *, now: datetime, limit: int = 500) -> list[str]:
+    """Ids of bookings pending since before ``older_than`` and not swept since then, oldest first;
+    they are marked swept at ``now``, so each is re-sent at most once per sweep period."""
+    last_touch = peewee.fn.COALESCE(Booking.swept_at, Booking.updated_at)
+    with database.atomic():
+        ids = [
+            row.id
+            for row in Booking.select(Booking.id)
+            .where(Booking.status == PENDING, last_touch < older_than)
+            .order_by(last_touch)
+            .limit(limit)
+        ]
+        if ids:
+            Booking.update(swept_at=now).where(Booking.id.in_(ids), Booking.status == PENDING).execute()
+    return ids
+
+
+def _patient(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidField("patient", "must be a string")
+    name = unicodedata.normalize("NFC", value).strip()
+    if not name:
+        raise InvalidField("patient", "must not be empty")
+    if len(name) > PATIENT_MAX_LENGTH:
+        raise InvalidField("patient", f"must be at most {PATIENT_MAX_LENGTH} characters")
+    for char in name:
+        if unicodedata.category(char) in _FORBIDDEN_CATEGORIES and char not in _ALLOWED_FORMAT:
+            raise InvalidField("patient", f"must not contain the character U+{ord(char):04X}")
+    return name
+
+
+def _doctor_id(settings: Settings, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidField("doctor_id", "must be a whole number (see GET /doctors)")
+    if not 1 <= value <= len(settings.doctors):
+        raise InvalidField("doctor_id", "is not a doctor of this clinic (see GET /doctors)")
+    return value

@@ -1,0 +1,191 @@
+"""The clinic's configuration: every setting, read from the environment in one place."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from clinic.errors import ConfigError
+from clinic.schedule import OpeningHours
+
+#: A request body larger than this is refused (413) by the API and by waitress itself.
+MAX_REQUEST_BODY_BYTES = 64 * 1024
+
+DEFAULT_DOCTORS = ("Dr. Ana Ruiz", "Dr. Luis Gómez", "Dr. Marta Vidal")
+_NAMESPACE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the API, the workers and the command line need to know about their deployment."""
+
+    database_url: str = "sqlite:///clinic.db"
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    namespace: str = "clinic"
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    doctors: tuple[str, ...] = DEFAULT_DOCTORS
+    hours: OpeningHours = field(default_factory=lambda: OpeningHours.parse("Mon-Fri 08:00-18:00"))
+    slot_minutes: int = 30
+    confirm_delay: tuple[float, float] = (0.5, 2.0)
+    unavailability_rate: float = 0.2
+    retry_min_backoff_ms: int = 1000
+    retry_max_backoff_ms: int = 30000
+    sweep_after: float = 60.0
+    horizon_days: int = 365
+    worker_processes: int = 1
+    worker_threads: int = 8
+    api_threads: int = 8
+
+    @property
+    def exchange(self) -> str:
+        """The direct exchange notifications are published to."""
+        return f"{self.namespace}.notifications"
+
+    def queue(self, name: str) -> str:
+        """The broker queue for one stage of the pipeline, e.g. ``queue("process")``."""
+        return f"{self.namespace}.{name}"
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        return tuple(self.queue(name) for name in STAGES)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build the settings from ``CLINIC_*`` variables; unset ones keep their defaults."""
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        read = _Reader(env)
+        return cls(
+            database_url=read.text("CLINIC_DATABASE_URL", defaults.database_url),
+            broker_url=read.text("CLINIC_BROKER_URL", defaults.broker_url),
+            namespace=read.namespace("CLINIC_NAMESPACE", defaults.namespace),
+            timezone=read.timezone("CLINIC_TIMEZONE", defaults.timezone),
+            doctors=read.doctors("CLINIC_DOCTORS", defaults.doctors),
+            hours=read.hours("CLINIC_HOURS", defaults.hours),
+            slot_minutes=read.integer("CLINIC_SLOT_MINUTES", defaults.slot_minutes, 1, 24 * 60),
+            confirm_delay=read.delay("CLINIC_CONFIRM_DELAY", defaults.confirm_delay),
+            unavailability_rate=read.number("CLINIC_UNAVAILABILITY_RATE", defaults.unavailability_rate, 0, 1),
+            retry_min_backoff_ms=read.integer(
+                "CLINIC_RETRY_MIN_BACKOFF_MS", defaults.retry_min_backoff_ms, 1, 86_400_000
+            ),
+            retry_max_backoff_ms=read.integer(
+                "CLINIC_RETRY_MAX_BACKOFF_MS", defaults.retry_max_backoff_ms, 1, 86_400_000
+            ),
+            sweep_after=read.number("CLINIC_SWEEP_AFTER", defaults.sweep_after, 1, 86_400),
+            horizon_days=read.integer("CLINIC_HORIZON_DAYS", defaults.horizon_days, 1, 3650),
+            worker_processes=read.integer("CLINIC_WORKER_PROCESSES", defaults.worker_processes, 1, 64),
+            worker_threads=read.integer("CLINIC_WORKER_THREADS", defaults.worker_threads, 1, 256),
+            api_threads=read.integer("CLINIC_API_THREADS", defaults.api_threads, 1, 256),
+        )._checked()
+
+    @property
+    def longest_legitimate_wait(self) -> float:
+        """Seconds a booking may rightly stay pending while its messages are retried: every
+        backoff of the processor and the confirmer, plus the confirmer's think time."""
+        backoff_ms = sum(min(self.retry_min_backoff_ms * 2**n, self.retry_max_backoff_ms) for n in range(3))
+        return 2 * backoff_ms / 1000 + self.confirm_delay[1]
+
+    def _checked(self) -> Settings:
+        if self.retry_min_backoff_ms > self.retry_max_backoff_ms:
+            raise ConfigError("CLINIC_RETRY_MIN_BACKOFF_MS", "must not be larger than CLINIC_RETRY_MAX_BACKOFF_MS")
+        if self.sweep_after <= self.longest_legitimate_wait:
+            raise ConfigError(
+                "CLINIC_SWEEP_AFTER",
+                f"must be longer than the retries can take ({self.longest_legitimate_wait:.1f}s with these backoffs)",
+            )
+        return self
+
+
+#: The pipeline's stages; each is one actor's queue, ``{namespace}.{stage}``.
+STAGES = ("process", "confirm", "reject", "notify")
+
+
+class _Reader:
+    """Parses one variable at a time, naming the variable in every error."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def _raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def text(self, name: str, default: str) -> str:
+        return self._raw(name) or default
+
+    def namespace(self, name: str, default: str) -> str:
+        value = self._raw(name) or default
+        if not _NAMESPACE.match(value):
+            raise ConfigError(name, "must be letters, digits, '_' or '-' (at most 63), starting with a letter")
+        return value
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(name, f"must be a whole number, not {value!r}") from None
+        if not low <= number <= high:
+            raise ConfigError(name, f"must be between {low} and {high}")
+        return number
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(name, f"must be a number, not {value!r}") from None
+        if not low <= number <= high:
+            raise ConfigError(name, f"must be between {low:g} and {high:g}")
+        return number
+
+    def delay(self, name: str, default: tuple[float, float]) -> tuple[float, float]:
+        value = self._raw(name)
+        if value is None:
+            return default
+        low, _, high = value.partition("-")
+        try:
+            bounds = (float(low), float(high or low))
+        except ValueError:
+            raise ConfigError(name, f"must be seconds, like 0 or 0.5-2.0, not {value!r}") from None
+        if not 0 <= bounds[0] <= bounds[1] <= 3600:
+            raise ConfigError(name, "must be a range of seconds from 0 to 3600, smallest first")
+        return bounds
+
+    def timezone(self, name: str, default: ZoneInfo) -> ZoneInfo:
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            return ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(name, f"is not a known time zone: {value!r}") from None
+
+    def doctors(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self._raw(name)
+        if value is None:
+            return default
+        names = tuple(part.strip() for part in value.split(";") if part.strip())
+        if not names:
+            raise ConfigError(name, "must name at least one doctor, separated by ';'")
+        if len(set(names)) != len(names):
+            raise ConfigError(name, "names a doctor twice")
+        return names
+
+    def hours(self, name: str, default: OpeningHours) -> OpeningHours:
+        value = self._raw(name)
+        if value is None:
+            return default
+        try:
+            return OpeningHours.parse(value)
+        except ValueError as error:
+            raise ConfigError(name, str(error)) from None

@@ -1,0 +1,117 @@
+"""Where bookings live: Peewee models bound late to any ``playhouse.db_url`` database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import peewee
+from playhouse import db_url
+from playhouse.migrate import SchemaMigrator, migrate
+
+#: Bound to the real database by :func:`connect`; the models never name a backend.
+database = peewee.DatabaseProxy()
+
+#: Seconds a SQLite writer waits for another process's lock before giving up.
+SQLITE_BUSY_TIMEOUT = 30
+
+SQLITE_PRAGMAS = {
+    # Readers never block the one writer, so the API and several workers share one file.
+    "journal_mode": "wal",
+    # FULL: a commit survives a power cut, not only a crash (an accepted booking is never lost).
+    "synchronous": "full",
+    "foreign_keys": 1,
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTimeField(peewee.DateTimeField):
+    """Stores aware datetimes as naive UTC, hands back aware UTC datetimes."""
+
+    def db_value(self, value: datetime | None):
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return super().db_value(value)
+
+    def python_value(self, value):
+        value = super().python_value(value)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+
+
+class Booking(BaseModel):
+    """One patient's request for one slot; ``status`` moves from pending to a final state once."""
+
+    id = peewee.CharField(max_length=36, primary_key=True)
+    patient = peewee.TextField()
+    slot = UTCDateTimeField(index=True)
+    requested_doctor_id = peewee.IntegerField(null=True)
+    doctor_id = peewee.IntegerField(null=True)
+    status = peewee.CharField(max_length=16, default="pending")
+    reason = peewee.TextField(null=True)
+    owner = peewee.CharField(max_length=64, null=True, index=True)
+    swept_at = UTCDateTimeField(null=True)  # when the sweeper last re-sent it
+    created_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "booking"
+        indexes = ((("status", "updated_at"), False),)
+
+
+# The guard against double booking lives in the database, not in a check-then-write:
+# at most one confirmed booking per doctor and slot, on SQLite and PostgreSQL alike.
+Booking.add_index(Booking.index(Booking.doctor_id, Booking.slot, unique=True, where=(Booking.status == "confirmed")))
+
+
+class BookingEvent(BaseModel):
+    """One status change of a booking; a booking enters each status at most once."""
+
+    booking = peewee.ForeignKeyField(Booking, backref="events", on_delete="CASCADE", column_name="booking_id")
+    status = peewee.CharField(max_length=16)
+    reason = peewee.TextField(null=True)
+    at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "booking_event"
+        indexes = ((("booking", "status"), True),)
+
+
+MODELS: list[type[BaseModel]] = [Booking, BookingEvent]
+
+
+def connect(url: str) -> peewee.Database:
+    """Bind the models to the database at ``url`` and return it (connections open lazily, per thread)."""
+    options: dict = {}
+    if url.startswith("sqlite"):
+        # IMMEDIATE: a write transaction takes the lock when it begins, so two writers queue on
+        # the busy timeout instead of one failing with "database is locked" on upgrade.
+        options = {"pragmas": SQLITE_PRAGMAS, "timeout": SQLITE_BUSY_TIMEOUT, "lock_type": "IMMEDIATE"}
+    db = db_url.connect(url, **options)
+    database.initialize(db)
+    return db
+
+
+def create_schema() -> None:
+    """Create missing tables, columns and indexes; safe to run any number of times."""
+    with database.connection_context():
+        with database.atomic():
+            database.create_tables(MODELS, safe=True)
+            _add_missing_columns()
+
+
+def _add_missing_columns() -> None:
+    migrator = SchemaMigrator.from_database(database.obj)
+    for model in MODELS:
+        table = model._meta.table_name
+        present = {column.name for column in database.get_columns(table)}
+        missing = [f for f in model._meta.sorted_fields if f.column_name not in present]
+        migrate(*(migrator.add_column(table, f.column_name, f) for f in missing))
