@@ -1,0 +1,81 @@
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from clinic.config import Settings
+from clinic.errors import ConfigError
+
+
+def test_defaults_match_the_documented_contract():
+    settings = Settings.from_env({})
+    assert settings.database_url == "sqlite:///clinic.db"
+    assert settings.broker_url == "amqp://guest:guest@127.0.0.1:5672/%2F"
+    assert settings.namespace == "clinic"
+    assert settings.timezone == ZoneInfo("UTC")
+    assert len(settings.doctors) == 3
+    assert settings.slot_minutes == 30
+    assert settings.confirm_delay == (0.5, 2.0)
+    assert settings.unavailability_rate == 0.2
+    assert (settings.retry_min_backoff_ms, settings.retry_max_backoff_ms) == (1000, 30000)
+    assert settings.sweep_after == 60
+    assert settings.queues == ("clinic.process", "clinic.confirm", "clinic.reject", "clinic.notify")
+    assert settings.exchange == "clinic.notifications"
+
+
+def test_every_variable_is_read():
+    settings = Settings.from_env(
+        {
+            "CLINIC_DATABASE_URL": "postgresql://db/clinic",
+            "CLINIC_BROKER_URL": "amqp://u:p@rabbit:5672/%2F",
+            "CLINIC_NAMESPACE": "north-wing",
+            "CLINIC_TIMEZONE": "Europe/Madrid",
+            "CLINIC_DOCTORS": "Dr. Ana Ruiz; Dr. Luis Gómez",
+            "CLINIC_HOURS": "Mon-Fri 09:00-17:00; Sat 09:00-13:00",
+            "CLINIC_SLOT_MINUTES": "15",
+            "CLINIC_CONFIRM_DELAY": "0",
+            "CLINIC_UNAVAILABILITY_RATE": "1",
+            "CLINIC_RETRY_MIN_BACKOFF_MS": "10",
+            "CLINIC_RETRY_MAX_BACKOFF_MS": "20",
+            "CLINIC_SWEEP_AFTER": "5",
+        }
+    )
+    assert settings.queue("process") == "north-wing.process"
+    assert settings.timezone == ZoneInfo("Europe/Madrid")
+    assert settings.doctors == ("Dr. Ana Ruiz", "Dr. Luis Gómez")
+    assert len(settings.hours.periods) == 6
+    assert settings.slot_minutes == 15
+    assert settings.confirm_delay == (0.0, 0.0)
+    assert settings.unavailability_rate == 1.0
+    assert settings.sweep_after == 5
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("CLINIC_SLOT_MINUTES", "half an hour"),
+        ("CLINIC_SLOT_MINUTES", "0"),
+        ("CLINIC_UNAVAILABILITY_RATE", "1.5"),
+        ("CLINIC_CONFIRM_DELAY", "2-1"),
+        ("CLINIC_CONFIRM_DELAY", "soon"),
+        ("CLINIC_TIMEZONE", "Mars/Olympus_Mons"),
+        ("CLINIC_HOURS", "weekdays 9 to 5"),
+        ("CLINIC_HOURS", "Mon-Fri 18:00-08:00"),
+        ("CLINIC_DOCTORS", ";;"),
+        ("CLINIC_DOCTORS", "Dr. A;Dr. A"),
+        ("CLINIC_NAMESPACE", "has space"),
+        ("CLINIC_NAMESPACE", "dots.are.separators"),
+        ("CLINIC_SWEEP_AFTER", "5"),  # shorter than the default retries can take
+    ],
+)
+def test_a_bad_value_is_refused_naming_the_variable(variable, value):
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({variable: value})
+    assert error.value.variable == variable
+    assert str(error.value).startswith(variable)
+
+
+def test_the_sweeper_waits_longer_than_the_retries_can_take():
+    settings = Settings.from_env({"CLINIC_RETRY_MIN_BACKOFF_MS": "1000", "CLINIC_RETRY_MAX_BACKOFF_MS": "30000"})
+    # two retried actors, backoffs of 1 s, 2 s and 4 s each, plus the confirmer's 2 s at most
+    assert settings.longest_legitimate_wait == pytest.approx(16.0)
+    assert settings.sweep_after > settings.longest_legitimate_wait
