@@ -1,0 +1,182 @@
+"""The actors' logic on Dramatiq's StubBroker with a real SQLite file.
+
+What the real broker does (queues, dead-letter queues, redelivery, the exchange) is proven in
+tests/integration and tests/e2e; here the question is what each actor decides and sends.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import dramatiq
+import pytest
+
+from clinic import bookings, store
+from clinic.store import Booking, BookingEvent
+from tests.support import slot
+
+
+class RecordingPublisher:
+    """Stands in for the RabbitMQ publisher: the notifier's decision is what is under test."""
+
+    def __init__(self):
+        self.published = []
+
+    def publish(self, notification):
+        self.published.append(notification)
+
+
+@pytest.fixture(scope="module")
+def actors_module():
+    """The actors bound to a StubBroker (the broker is chosen when the package is imported)."""
+    patch = pytest.MonkeyPatch()
+    for name, value in {
+        "CLINIC_STUB_BROKER": "1",
+        "CLINIC_CONFIRM_DELAY": "0",
+        "CLINIC_UNAVAILABILITY_RATE": "0",
+        "CLINIC_RETRY_MIN_BACKOFF_MS": "1",
+        "CLINIC_RETRY_MAX_BACKOFF_MS": "5",
+        "CLINIC_DOCTORS": "Dr. Ana Ruiz;Dr. Luis Gómez",
+        "CLINIC_DATABASE_URL": "sqlite:///:memory:",
+    }.items():
+        patch.setenv(name, value)
+    for loaded in [m for m in sys.modules if m == "actors" or m.startswith("actors.")]:
+        del sys.modules[loaded]
+    module = importlib.import_module("actors")
+    patch.undo()
+    yield module
+    for loaded in [m for m in sys.modules if m == "actors" or m.startswith("actors.")]:
+        del sys.modules[loaded]
+
+
+@pytest.fixture
+def pipeline(actors_module, sqlite_url, monkeypatch):
+    store.connect(sqlite_url)
+    store.create_schema()
+    broker = actors_module.broker
+    broker.flush_all()
+    broker.dead_letters_by_queue.clear()
+    publisher = RecordingPublisher()
+    monkeypatch.setattr(sys.modules["actors.notify"], "publisher", publisher)
+    worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=2)
+    worker.start()
+    yield Pipeline(actors_module, broker, publisher)
+    worker.stop()
+
+
+class Pipeline:
+    def __init__(self, module, broker, publisher):
+        self.module, self.broker, self.publisher = module, broker, publisher
+        self.settings = module.settings
+
+    def book(self, **fields):
+        with store.database.connection_context():
+            return bookings.request_booking(self.settings, {"patient": "Ana Pérez", "slot": slot(10), **fields}).id
+
+    def run(self, booking_id=None):
+        if booking_id:
+            self.module.process_booking.send(booking_id)
+        for _ in range(20):  # messages cascade from queue to queue: drain until all are quiet
+            for queue in self.settings.queues:
+                self.broker.join(queue, fail_fast=False)
+            if not any(self.broker.queues[q].unfinished_tasks for q in self.broker.queues):
+                return
+        raise AssertionError("the pipeline did not settle")
+
+    def booking(self, booking_id):
+        with store.database.connection_context():
+            booking = Booking.get_by_id(booking_id)
+            query = BookingEvent.select().where(BookingEvent.booking == booking_id).order_by(BookingEvent.id)
+            statuses = [e.status for e in query]
+        return booking, statuses
+
+    def notifications(self, booking_id):
+        return [n for n in self.publisher.published if n.body["booking_id"] == booking_id]
+
+
+def test_a_free_slot_is_confirmed_and_announced(pipeline):
+    booking_id = pipeline.book()
+    pipeline.run(booking_id)
+    booking, statuses = pipeline.booking(booking_id)
+    assert (booking.status, booking.doctor_id, statuses) == ("confirmed", 1, ["pending", "confirmed"])
+    [notification] = pipeline.notifications(booking_id)
+    assert notification.routing_key == "confirmed"
+    assert notification.message_id == f"{booking_id}.confirmed"
+    assert notification.body["doctor"] == "Dr. Ana Ruiz"
+
+
+def test_a_taken_slot_and_a_slot_outside_hours_are_rejected_with_their_reasons(pipeline):
+    first, second = pipeline.book(doctor_id=2), pipeline.book(doctor_id=2)
+    late = pipeline.book(slot=slot(19, 30))
+    pipeline.run(first)
+    pipeline.run(second)
+    pipeline.run(late)
+    assert pipeline.booking(first)[0].status == "confirmed"
+    for booking_id, reason in ((second, bookings.SLOT_TAKEN), (late, bookings.OUTSIDE_HOURS)):
+        booking, statuses = pipeline.booking(booking_id)
+        assert (booking.status, booking.reason, statuses) == ("rejected", reason, ["pending", "rejected"])
+        [notification] = pipeline.notifications(booking_id)
+        assert (notification.routing_key, notification.body["reason"]) == ("rejected", reason)
+
+
+def test_a_calendar_that_never_answers_rejects_after_three_retries(pipeline, monkeypatch):
+    asked = []
+    monkeypatch.setattr(pipeline.module.runtime.availability, "failure_rate", 1.0)
+    monkeypatch.setattr(pipeline.module.runtime.availability, "draw", lambda: asked.append(1) or 0.0)
+    booking_id = pipeline.book()
+    pipeline.run(booking_id)
+    booking, statuses = pipeline.booking(booking_id)
+    assert len(asked) == 4  # the first attempt and three retries
+    assert (booking.status, booking.reason) == ("rejected", "doctor unavailable after 3 retries")
+    assert statuses == ["pending", "rejected"]
+    [dead] = pipeline.broker.dead_letters
+    assert (dead.actor_name, dead.args, dead.options["retries"]) == ("process_booking", (booking_id,), 4)
+    assert dead.options["error_type"] == "clinic.errors.DoctorUnavailable"
+
+
+def test_a_calendar_that_answers_on_the_last_retry_confirms(pipeline, monkeypatch):
+    answers = iter([0.0, 0.0, 0.0, 0.9])
+    monkeypatch.setattr(pipeline.module.runtime.availability, "failure_rate", 0.5)
+    monkeypatch.setattr(pipeline.module.runtime.availability, "draw", lambda: next(answers))
+    booking_id = pipeline.book()
+    pipeline.run(booking_id)
+    assert pipeline.booking(booking_id)[0].status == "confirmed"
+    assert pipeline.broker.dead_letters == []
+
+
+def test_another_failure_dead_letters_the_message_but_leaves_the_booking_for_the_sweeper(pipeline, monkeypatch):
+    def broken(doctor_id, slot):
+        raise RuntimeError("calendar returned garbage")
+
+    monkeypatch.setattr(pipeline.module.runtime.availability, "check", broken)
+    booking_id = pipeline.book()
+    pipeline.run(booking_id)
+    booking, statuses = pipeline.booking(booking_id)
+    assert (booking.status, statuses) == ("pending", ["pending"])
+    [dead] = pipeline.broker.dead_letters
+    assert dead.options["error_type"] == "builtins.RuntimeError"
+
+
+def test_every_actor_run_twice_on_the_same_message_changes_nothing_the_second_time(pipeline):
+    booking_id = pipeline.book()
+    pipeline.run(booking_id)
+    pipeline.module.process_booking.send(booking_id)
+    pipeline.module.confirm_booking.send(booking_id, 1)
+    pipeline.module.reject_booking.send(booking_id, bookings.SLOT_TAKEN)
+    pipeline.run()
+    booking, statuses = pipeline.booking(booking_id)
+    assert (booking.status, statuses) == ("confirmed", ["pending", "confirmed"])
+    ids = {n.message_id for n in pipeline.notifications(booking_id)}
+    assert ids == {f"{booking_id}.confirmed"}  # a re-publication carries the same id
+
+
+def test_losing_the_race_for_any_doctor_tries_the_next_one(pipeline):
+    first, second = pipeline.book(), pipeline.book()
+    # both were decided for doctor 1 before either confirmed
+    pipeline.module.confirm_booking.send(first, 1)
+    pipeline.module.confirm_booking.send(second, 1)
+    pipeline.run()
+    doctors = sorted(pipeline.booking(b)[0].doctor_id for b in (first, second))
+    assert doctors == [1, 2]
+    assert {pipeline.booking(b)[0].status for b in (first, second)} == {"confirmed"}
