@@ -1,0 +1,51 @@
+"""The workers declare their queues on the real RabbitMQ the way Dramatiq means them to be."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.support import REPO, wait_until
+
+STAGES = ("process", "confirm", "reject", "notify")
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+def queues(namespace: str) -> dict[str, dict]:
+    listing = subprocess.run(
+        ["rabbitmqctl", "list_queues", "-q", "name", "durable", "arguments", "--formatter", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = {}
+    for queue in json.loads(listing or "[]"):
+        if queue["name"].startswith(f"{namespace}."):
+            arguments = {name: value for name, _type, value in queue["arguments"]}
+            found[queue["name"]] = {"durable": queue["durable"], "arguments": arguments}
+    return found
+
+
+def test_the_four_queues_and_their_dead_letter_queues_exist_with_dramatiqs_arguments(clinic_env, namespace):
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "clinic", "worker", *STAGES],
+        env=clinic_env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        declared = wait_until(lambda: len(q := queues(namespace)) == 12 and q, timeout=30, what="12 queues")
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    for stage in STAGES:
+        queue, delayed, dead = (f"{namespace}.{stage}{suffix}" for suffix in ("", ".DQ", ".XQ"))
+        for name in (queue, delayed):
+            assert declared[name]["durable"] is True
+            assert declared[name]["arguments"] == {
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": dead,
+            }
+        assert declared[dead] == {"durable": True, "arguments": {"x-message-ttl": WEEK_MS}}
