@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench rabbitmq tools clean
+.PHONY: run test lint bench rabbitmq postgresql tools clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,15 @@ rabbitmq:
 	  rabbitmqctl -q await_startup >/dev/null || { echo "RabbitMQ did not start" >&2; exit 1; }; \
 	else echo "RabbitMQ is not installed (apt-get install rabbitmq-server)" >&2; exit 1; fi
 
+# The database tests run on PostgreSQL too: start the local cluster when it is installed and down.
+postgresql:
+	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then :; \
+	elif command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then \
+	  echo "starting PostgreSQL"; pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -n 1) main start; \
+	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	  pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL did not start" >&2; exit 1; }; \
+	else echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 1; fi
+
 # docker-compose (Debian's) validates compose.yml in the tests; no Docker engine is needed for that.
 tools:
 	@command -v docker-compose >/dev/null 2>&1 || { \
@@ -31,7 +40,7 @@ run: $(STAMP) rabbitmq
 	$(BIN)/clinic init-db
 	$(BIN)/clinic up
 
-test: $(STAMP) rabbitmq tools
+test: $(STAMP) rabbitmq postgresql tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
