@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from http.client import HTTPConnection
 import json
 import os
 import signal
@@ -12,9 +11,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
+from http.client import HTTPConnection
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -63,6 +64,18 @@ def slot(hour: int = 10, minute: int = 0, *, weekday: int = 0, weeks_ahead: int 
     today = datetime.now(timezone.utc).date()
     day = today + timedelta(days=(weekday - today.weekday()) % 7 + 7 * weeks_ahead)
     return f"{day.isoformat()} {hour:02d}:{minute:02d}"
+
+
+def queue_stats(*fields: str) -> dict[str, dict]:
+    """What RabbitMQ itself reports of every queue (``rabbitmqctl list_queues``), by queue name."""
+    listing = subprocess.run(
+        ["rabbitmqctl", "list_queues", "-q", "name", *fields, "--formatter", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    return {queue["name"]: queue for queue in json.loads(listing or "[]")}
 
 
 def free_port() -> int:

@@ -9,3 +9,18 @@ def clinic(clinic_env, tmp_path):
     running = Clinic(clinic_env, tmp_path / "clinic.log").start()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def start_clinic(clinic_env, tmp_path):
+    """Start ``clinic up`` with extra settings (``start_clinic(CLINIC_CONFIRM_DELAY="4")``)."""
+    started = []
+
+    def start(**env) -> Clinic:
+        running = Clinic({**clinic_env, **env}, tmp_path / f"clinic-{len(started)}.log").start()
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()

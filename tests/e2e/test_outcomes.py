@@ -2,51 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
 
-import pytest
-
-from tests.support import Clinic, Subscriber, slot, wait_until
+from tests.support import Subscriber, queue_stats, slot, wait_until
 
 
 def queue_counts(name: str) -> tuple[int, int]:
-    """(ready, unacknowledged) messages in one queue, as RabbitMQ itself reports them."""
-    listing = subprocess.run(
-        [
-            "rabbitmqctl",
-            "list_queues",
-            "-q",
-            "name",
-            "messages_ready",
-            "messages_unacknowledged",
-            "--formatter",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    for queue in json.loads(listing or "[]"):
-        if queue["name"] == name:
-            return queue["messages_ready"], queue["messages_unacknowledged"]
-    return 0, 0
-
-
-@pytest.fixture
-def start_clinic(clinic_env, tmp_path):
-    started = []
-
-    def start(**env) -> Clinic:
-        running = Clinic({**clinic_env, **env}, tmp_path / f"clinic-{len(started)}.log").start()
-        started.append(running)
-        return running
-
-    yield start
-    for running in started:
-        running.stop()
+    """(ready, unacknowledged) messages in one queue."""
+    queue = queue_stats("messages_ready", "messages_unacknowledged").get(name, {})
+    return queue.get("messages_ready", 0), queue.get("messages_unacknowledged", 0)
 
 
 def test_a_taken_slot_and_a_slot_outside_hours_are_rejected(clinic):
@@ -100,5 +65,5 @@ def test_sigint_stops_every_process_cleanly(clinic):
     clinic.process.send_signal(signal.SIGINT)
     assert clinic.process.wait(timeout=60) == 0
     for pid in pids:
-        wait_until(lambda: not os.path.exists(f"/proc/{pid}"), timeout=10, what=f"process {pid} to exit")
+        wait_until(lambda pid=pid: not os.path.exists(f"/proc/{pid}"), timeout=10, what=f"process {pid} to exit")
     assert "all stopped" in clinic.log_text()

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
-from tests.support import REPO, wait_until
+from tests.support import REPO, queue_stats, wait_until
 
 STAGES = ("process", "confirm", "reject", "notify")
 WEEK_MS = 7 * 24 * 3600 * 1000
 
 
 def queues(namespace: str) -> dict[str, dict]:
-    listing = subprocess.run(
-        ["rabbitmqctl", "list_queues", "-q", "name", "durable", "arguments", "--formatter", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
     found = {}
-    for queue in json.loads(listing or "[]"):
-        if queue["name"].startswith(f"{namespace}."):
-            arguments = {name: value for name, _type, value in queue["arguments"]}
-            found[queue["name"]] = {"durable": queue["durable"], "arguments": arguments}
+    for name, queue in queue_stats("durable", "arguments").items():
+        if name.startswith(f"{namespace}."):
+            arguments = {key: value for key, _type, value in queue["arguments"]}
+            found[name] = {"durable": queue["durable"], "arguments": arguments}
     return found
 
 
