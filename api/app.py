@@ -8,11 +8,16 @@ from collections.abc import Callable
 import falcon
 import pika
 
-from api import errors
+from api import errors, media
+from api.admin import DeadLetterCollection, DeadLetterReplay
+from api.auth import Authentication
 from api.openapi import openapi_document
 from api.resources import BookingCollection, BookingItem, DoctorCollection, Health, OpenAPIDocument
-from clinic import store
+from clinic import keys, store
 from clinic.config import Settings
+from clinic.deadletters import DeadLetters
+
+logger = logging.getLogger("api")
 
 
 class DatabaseSession:
@@ -46,11 +51,19 @@ def create_app(
     *,
     dispatch: Callable[[str], None],
     checks: dict[str, Callable[[], None]] | None = None,
+    dead_letters: DeadLetters | None = None,
+    client_keys_exist: Callable[[], bool] | None = None,
 ) -> falcon.App:
-    """Build the API around a dispatcher that hands a booking id to the processor."""
-    app = falcon.App(middleware=[DatabaseSession()])
+    """Build the API around a dispatcher that hands a booking id to the processor.
+
+    ``client_keys_exist`` decides whether the booking endpoints need a client key; by default
+    the database is asked at most every few seconds (``keys.ClientKeysExist``)."""
+    authentication = Authentication(client_keys_exist or keys.ClientKeysExist())
+    app = falcon.App(middleware=[DatabaseSession(), authentication])
     errors.install(app)
     app.req_options.strip_url_path_trailing_slash = True
+    app.req_options.media_handlers = media.handlers()
+    dead_letters = dead_letters or DeadLetters(settings)
     if checks is None:
         checks = {"database": database_check, "broker": broker_check(settings.broker_url)}
     app.add_route("/book", BookingCollection(settings, dispatch))
@@ -58,6 +71,8 @@ def create_app(
     app.add_route("/doctors", DoctorCollection(settings))
     app.add_route("/health", Health(checks))
     app.add_route("/openapi.json", OpenAPIDocument(openapi_document(settings)))
+    app.add_route("/admin/dead-letters", DeadLetterCollection(dead_letters))
+    app.add_route("/admin/dead-letters/replay", DeadLetterReplay(dead_letters))
     return app
 
 
@@ -68,4 +83,11 @@ def get_app() -> falcon.App:
 
     store.connect(settings.database_url)
     store.create_schema()
+    with store.database.connection_context():
+        closed = keys.client_keys_exist()
+    if not closed:
+        logger.warning(
+            "No client API key exists: POST /book and GET /booking/{id} are open to anyone. "
+            "Create one with 'clinic keys create --scope client --name NAME' before exposing this API."
+        )
     return create_app(settings, dispatch=process_booking.send)

@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import falcon
 
-from clinic import bookings
+from api.auth import owner
+from clinic import bookings, idempotency
 from clinic.config import MAX_REQUEST_BODY_BYTES, Settings
 from clinic.store import Booking
 
@@ -47,7 +48,10 @@ def booking_json(settings: Settings, booking: Booking, *, full: bool = False) ->
 
 
 class BookingCollection:
-    """``POST /book``: store the request as pending, then hand it to the processor."""
+    """``POST /book``: store the request as pending, then hand it to the processor. With an
+    ``Idempotency-Key`` a repeated request gets the first answer again (``Idempotent-Replayed``)."""
+
+    scope = "client"
 
     def __init__(self, settings: Settings, dispatch: Callable[[str], None]) -> None:
         self.settings = settings
@@ -55,26 +59,42 @@ class BookingCollection:
 
     @falcon.before(max_body(MAX_REQUEST_BODY_BYTES))
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        booking = bookings.request_booking(self.settings, req.get_media())
+        key = idempotency.check_key(req.get_header(idempotency.HEADER))
+        body = req.get_media()
+        if key is None:
+            booking = bookings.request_booking(self.settings, body, owner=owner(req))
+            answer = idempotency.Answer(booking.id, 202, booking_json(self.settings, booking), replayed=False)
+        else:
+            answer = idempotency.request_booking_once(
+                self.settings, body, key=key, owner=owner(req), respond=lambda b: (202, booking_json(self.settings, b))
+            )
+        if answer.replayed:
+            resp.set_header("Idempotent-Replayed", "true")
+        else:
+            self._send(answer.booking_id)
+        resp.status = answer.status
+        resp.location = f"/booking/{answer.booking_id}"
+        resp.media = answer.body
+
+    def _send(self, booking_id: str) -> None:
         try:
-            self.dispatch(booking.id)
+            self.dispatch(booking_id)
         except Exception as error:  # the row is the record: the sweeper sends it once the broker is back
             logger.warning(
-                "Booking %s stored but not sent (%s); the sweeper will send it", booking.id, type(error).__name__
+                "Booking %s stored but not sent (%s); the sweeper will send it", booking_id, type(error).__name__
             )
-        resp.status = falcon.HTTP_202
-        resp.location = f"/booking/{booking.id}"
-        resp.media = booking_json(self.settings, booking)
 
 
 class BookingItem:
-    """``GET /booking/{booking_id}``: the booking with its history."""
+    """``GET /booking/{booking_id}``: the booking with its history (another client's is 404)."""
+
+    scope = "client"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, booking_id: str) -> None:
-        resp.media = booking_json(self.settings, bookings.get_booking(booking_id), full=True)
+        resp.media = booking_json(self.settings, bookings.get_booking(booking_id, owner=owner(req)), full=True)
 
 
 class DoctorCollection:

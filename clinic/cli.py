@@ -16,11 +16,14 @@ from collections.abc import Sequence
 
 from clinic import store
 from clinic.config import MAX_REQUEST_BODY_BYTES, STAGES, Settings
-from clinic.errors import ConfigError
+from clinic.errors import ApiKeyNotFound, BrokerUnavailable, ConfigError, DeadLetterNotFound, InvalidField
 
 logger = logging.getLogger("clinic")
 
 OUTCOMES = ("confirmed", "rejected")
+#: Seconds waitress keeps a connection that sends nothing (idle keep-alive, stalled or half-open).
+CHANNEL_TIMEOUT = 10
+MAX_REQUEST_HEADER_BYTES = 16 * 1024
 
 
 def api_argv(settings: Settings, host: str, port: int) -> list[str]:
@@ -32,7 +35,11 @@ def api_argv(settings: Settings, host: str, port: int) -> list[str]:
         f"--listen={host}:{port}",
         f"--threads={settings.api_threads}",
         f"--max-request-body-size={MAX_REQUEST_BODY_BYTES}",
-        "--channel-timeout=30",
+        f"--max-request-header-size={MAX_REQUEST_HEADER_BYTES}",
+        # An idle or half-open connection is closed after CHANNEL_TIMEOUT seconds without a byte,
+        # looked for every second (a request being answered is never cut).
+        f"--channel-timeout={CHANNEL_TIMEOUT}",
+        "--cleanup-interval=1",
         "--call",
         "api.app:get_app",
     ]
@@ -115,6 +122,109 @@ def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    from clinic import keys
+
+    store.connect(settings.database_url)
+    store.create_schema()
+    try:
+        with store.database.connection_context():
+            new = keys.create_key(args.name, args.scope)
+    except InvalidField as error:
+        print(f"clinic keys create: --{error.field} {error.problem}", file=sys.stderr)
+        return 2
+    print(f"created {new.key.scope} key {new.key.id} ({new.key.name}); it is shown only this once:", file=sys.stderr)
+    print(new.token, flush=True)
+    return 0
+
+
+def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
+    from clinic import keys
+
+    store.connect(settings.database_url)
+    store.create_schema()
+    with store.database.connection_context():
+        rows = [
+            {
+                "id": key.id,
+                "name": key.name,
+                "scope": key.scope,
+                "created_at": key.created_at.isoformat(),
+                "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+            }
+            for key in keys.list_keys()
+        ]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{'ID':<12}  {'SCOPE':<6}  {'CREATED':<25}  {'REVOKED':<25}  NAME")
+    for row in rows:
+        revoked = row["revoked_at"] or "-"
+        print(f"{row['id']:<12}  {row['scope']:<6}  {row['created_at']:<25}  {revoked:<25}  {row['name']}")
+    return 0
+
+
+def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from clinic import keys
+
+    store.connect(settings.database_url)
+    store.create_schema()
+    try:
+        with store.database.connection_context():
+            key = keys.revoke(args.id)
+    except ApiKeyNotFound:
+        print(f"clinic keys revoke: no key has the id {args.id!r}", file=sys.stderr)
+        return 1
+    print(f"revoked {key.scope} key {key.id} ({key.name}) at {key.revoked_at.isoformat()}")
+    return 0
+
+
+def cmd_dlq_list(settings: Settings, args: argparse.Namespace) -> int:
+    from clinic.deadletters import DeadLetters
+
+    letters = DeadLetters(settings).list(args.queue)
+    if args.json:
+        print(json.dumps([letter.as_dict() for letter in letters], indent=2))
+        return 0
+    print(f"{'QUEUE':<24}  {'MESSAGE ID':<36}  {'ACTOR':<26}  {'BOOKING ID':<36}  RETRIES  ERROR")
+    for letter in letters:
+        print(
+            f"{letter.queue:<24}  {letter.message_id:<36}  {letter.actor:<26}  {letter.booking_id or '-':<36}  "
+            f"{letter.retries:<7}  {letter.error}"
+        )
+    print(f"{len(letters)} dead letter(s); Dramatiq keeps each for 7 days", file=sys.stderr)
+    return 0
+
+
+def cmd_dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from clinic.deadletters import DeadLetters
+
+    try:
+        replayed = DeadLetters(settings).replay(stage=args.queue, message_id=args.id)
+    except DeadLetterNotFound:
+        print(f"clinic dlq replay: no dead letter has the message id {args.id!r}", file=sys.stderr)
+        return 1
+    for letter in replayed:
+        print(f"replayed {letter.message_id} ({letter.actor}) to {letter.queue.removesuffix('.XQ')}")
+    print(f"{len(replayed)} message(s) replayed", file=sys.stderr)
+    return 0
+
+
+def cmd_dlq_purge(settings: Settings, args: argparse.Namespace) -> int:
+    from clinic.deadletters import DeadLetters
+
+    where = settings.queue(args.queue) + ".XQ" if args.queue else f"every {settings.namespace}.*.XQ"
+    if not args.yes:
+        print(f"This deletes every dead letter in {where} for good. Type yes to go on: ", end="", file=sys.stderr)
+        sys.stderr.flush()
+        answer = sys.stdin.readline().strip()
+        if answer != "yes":
+            print("nothing purged", file=sys.stderr)
+            return 1
+    print(f"purged {DeadLetters(settings).purge(args.queue)} dead letter(s) from {where}")
+    return 0
+
+
 def _stage(value: str) -> str:
     stage = value.rsplit(".", 1)[-1]
     if stage not in STAGES:
@@ -180,6 +290,42 @@ def make_parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help="re-send bookings pending longer than CLINIC_SWEEP_AFTER")
     sweep.add_argument("--once", action="store_true", help="sweep once and exit instead of every few seconds")
     sweep.set_defaults(handler=cmd_sweep)
+
+    keys = commands.add_parser("keys", help="create, list and revoke bearer API keys")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = keys_commands.add_parser("create", help="create a key and print it (the only time it is shown)")
+    create.add_argument("--scope", required=True, choices=("client", "admin"), help="client: bookings; admin: /admin")
+    create.add_argument("--name", required=True, help="who or what the key is for (shown in 'keys list')")
+    create.set_defaults(handler=cmd_keys_create)
+    listing = keys_commands.add_parser("list", help="every key: id, scope, name, when created and revoked")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.set_defaults(handler=cmd_keys_list)
+    revoke = keys_commands.add_parser("revoke", help="revoke a key at once and for good")
+    revoke.add_argument("id", metavar="ID", help="the key's id, as 'keys list' shows it")
+    revoke.set_defaults(handler=cmd_keys_revoke)
+
+    dlq = commands.add_parser("dlq", help="list, replay or purge the dead letters (kept by Dramatiq for 7 days)")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+
+    def queue_option(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--queue", type=_stage, metavar="QUEUE", help=f"only this stage: one of {', '.join(STAGES)} (default: all)"
+        )
+
+    dlq_list = dlq_commands.add_parser("list", help="show the dead letters without removing them")
+    queue_option(dlq_list)
+    dlq_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    dlq_list.set_defaults(handler=cmd_dlq_list)
+    replay = dlq_commands.add_parser("replay", help="send dead letters back to their queue, retry count reset")
+    queue_option(replay)
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", metavar="MESSAGE_ID", help="the message id, as 'dlq list' shows it")
+    which.add_argument("--all", action="store_true", help="every dead letter (of --queue, or of all queues)")
+    replay.set_defaults(handler=cmd_dlq_replay)
+    purge = dlq_commands.add_parser("purge", help="delete dead letters for good (asks first)")
+    queue_option(purge)
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    purge.set_defaults(handler=cmd_dlq_purge)
     return parser
 
 
@@ -192,7 +338,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"clinic: {error}", file=sys.stderr)
         return 2
-    return args.handler(settings, args)
+    try:
+        return args.handler(settings, args)
+    except BrokerUnavailable as error:
+        print(f"clinic: RabbitMQ at the CLINIC_BROKER_URL does not answer ({error})", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

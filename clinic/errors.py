@@ -29,3 +29,41 @@ class BookingNotFound(ClinicError):
 
 class DoctorUnavailable(ClinicError):
     """The doctor-availability system did not answer this time; asking again may succeed."""
+
+
+class InvalidHeader(ClinicError):
+    """A request header has a value the clinic cannot use (answered as 400, naming the header)."""
+
+    def __init__(self, header: str, problem: str) -> None:
+        super().__init__(f"{header}: {problem}")
+        self.header = header
+        self.problem = problem
+
+
+class NotAuthenticated(ClinicError):
+    """No API key, or one that is malformed, unknown, revoked or of the wrong scope (401)."""
+
+    def __init__(self, problem: str, *, scope: str | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.scope = scope
+
+
+class ApiKeyNotFound(ClinicError):
+    """No API key has that id."""
+
+
+class IdempotencyKeyReused(ClinicError):
+    """The ``Idempotency-Key`` was already used with a different request body (422)."""
+
+
+class IdempotencyConflict(ClinicError):
+    """A request with the same ``Idempotency-Key`` is being handled right now (409)."""
+
+
+class DeadLetterNotFound(ClinicError):
+    """No dead letter has that message id (in the queues looked at)."""
+
+
+class BrokerUnavailable(ClinicError):
+    """RabbitMQ did not answer (503); asking again later may succeed."""

@@ -85,7 +85,39 @@ class BookingEvent(BaseModel):
         indexes = ((("booking", "status"), True),)
 
 
-MODELS: list[type[BaseModel]] = [Booking, BookingEvent]
+class ApiKey(BaseModel):
+    """A bearer API key: only the SHA-256 of its secret is kept; ``revoked_at`` ends it for good."""
+
+    id = peewee.CharField(max_length=16, primary_key=True)
+    name = peewee.CharField(max_length=100)
+    scope = peewee.CharField(max_length=16)
+    secret_hash = peewee.CharField(max_length=64)
+    created_at = UTCDateTimeField()
+    revoked_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_key"
+        indexes = ((("scope", "revoked_at"), False),)
+
+
+class IdempotencyRecord(BaseModel):
+    """The answer given to one ``Idempotency-Key`` of one owner ('' when open), stored in the
+    same transaction as the booking it created; the unique key decides concurrent duplicates."""
+
+    owner = peewee.CharField(max_length=64)
+    key = peewee.CharField(max_length=255)
+    fingerprint = peewee.CharField(max_length=64)
+    booking = peewee.ForeignKeyField(Booking, on_delete="CASCADE", column_name="booking_id")
+    response_status = peewee.IntegerField()
+    response_body = peewee.TextField()
+    created_at = UTCDateTimeField(index=True)
+
+    class Meta:
+        table_name = "idempotency_record"
+        indexes = ((("owner", "key"), True),)
+
+
+MODELS: list[type[BaseModel]] = [Booking, BookingEvent, ApiKey, IdempotencyRecord]
 
 
 def connect(url: str) -> peewee.Database:

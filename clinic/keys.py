@@ -1,0 +1,117 @@
+"""API keys: ``ck_<id>_<secret>`` bearer tokens with a scope, kept as a hash, revocable.
+
+The id finds the row; the secret is compared by its SHA-256 in constant time. The secret has
+256 bits of entropy, so a plain hash is enough (no password stretching needed) and the token
+is shown exactly once, when it is created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from clinic.errors import ApiKeyNotFound, InvalidField, NotAuthenticated
+from clinic.store import ApiKey, database, utcnow
+
+CLIENT, ADMIN = "client", "admin"
+SCOPES = (CLIENT, ADMIN)
+PREFIX = "ck_"
+NAME_MAX_LENGTH = 100
+_TOKEN = re.compile(r"^ck_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+# Compared against when the id is unknown, so a miss costs the same as a wrong secret.
+_NO_SUCH_HASH = hashlib.sha256(b"no such key").hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts for: the key's id (the owner of its bookings) and its scope."""
+
+    key_id: str
+    scope: str
+
+
+@dataclass(frozen=True)
+class NewKey:
+    key: ApiKey
+    token: str  # shown once, never stored
+
+
+def create_key(name: str, scope: str, *, now: Callable[[], datetime] = utcnow) -> NewKey:
+    """Store a new key of ``scope`` and return it with its token (the only time the token exists)."""
+    if scope not in SCOPES:
+        raise InvalidField("scope", f"must be one of {', '.join(SCOPES)}")
+    if not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX_LENGTH or not name.isprintable():
+        raise InvalidField("name", f"must be 1 to {NAME_MAX_LENGTH} printable characters")
+    key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    with database.atomic():
+        key = ApiKey.create(id=key_id, name=name.strip(), scope=scope, secret_hash=_hash(secret), created_at=now())
+    return NewKey(key, f"{PREFIX}{key_id}_{secret}")
+
+
+def authenticate(token: str | None, scope: str) -> Principal:
+    """The principal of a valid, unrevoked ``token`` of ``scope``; NotAuthenticated otherwise."""
+    if not token:
+        raise NotAuthenticated(f"a {scope} API key is required", scope=scope)
+    match = _TOKEN.match(token)
+    key_id, secret = match.groups() if match else ("", token)
+    key = ApiKey.get_or_none(ApiKey.id == key_id) if key_id else None
+    expected = key.secret_hash if key is not None else _NO_SUCH_HASH
+    if not hmac.compare_digest(_hash(secret), expected) or key is None or key.revoked_at is not None:
+        raise NotAuthenticated("the API key is not valid", scope=scope)
+    if key.scope != scope:
+        raise NotAuthenticated(f"a {scope} API key is required", scope=scope)
+    return Principal(key.id, key.scope)
+
+
+def revoke(key_id: str, *, now: Callable[[], datetime] = utcnow) -> ApiKey:
+    """Revoke a key at once (a second revoke keeps the first time); ApiKeyNotFound if there is none."""
+    with database.atomic():
+        ApiKey.update(revoked_at=now()).where(ApiKey.id == key_id, ApiKey.revoked_at.is_null()).execute()
+        key = ApiKey.get_or_none(ApiKey.id == key_id)
+    if key is None:
+        raise ApiKeyNotFound(key_id)
+    return key
+
+
+def list_keys() -> list[ApiKey]:
+    return list(ApiKey.select().order_by(ApiKey.created_at, ApiKey.id))
+
+
+def client_keys_exist() -> bool:
+    """Whether any unrevoked client key exists: then the booking endpoints need one."""
+    return ApiKey.select().where(ApiKey.scope == CLIENT, ApiKey.revoked_at.is_null()).exists()
+
+
+class ClientKeysExist:
+    """``client_keys_exist()`` remembered for ``ttl`` seconds, so an anonymous request does not
+    query the database every time; a key created or revoked is seen within ``ttl``."""
+
+    def __init__(
+        self,
+        ttl: float = 5.0,
+        *,
+        check: Callable[[], bool] = client_keys_exist,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl, self.check, self.clock = ttl, check, clock
+        self._lock = threading.Lock()
+        self._value: bool | None = None
+        self._checked_at = 0.0
+
+    def __call__(self) -> bool:
+        with self._lock:
+            if self._value is None or self.clock() - self._checked_at >= self.ttl:
+                self._value = self.check()
+                self._checked_at = self.clock()
+            return self._value
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
