@@ -210,6 +210,8 @@ def claim_stale(older_than: datetime, *, now: datetime, limit: int = 500) -> lis
 def _patient(value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidField("patient", "must be a string")
+    if len(value) > PATIENT_MAX_LENGTH:  # as sent (the OpenAPI maxLength), and again once normalised
+        raise InvalidField("patient", f"must be at most {PATIENT_MAX_LENGTH} characters")
     name = unicodedata.normalize("NFC", value).strip()
     if not name:
         raise InvalidField("patient", "must not be empty")

@@ -37,6 +37,7 @@ def test_a_request_is_stored_pending_with_its_first_history_entry(db, settings):
         ({"patient": 42}, "patient"),
         ({"patient": "   "}, "patient"),
         ({"patient": "x" * 201}, "patient"),
+        ({"patient": "e\u0301" * 101}, "patient"),  # 202 code points as sent, 101 once composed
         ({"patient": "Ana\x00Pérez"}, "patient"),
         ({"patient": "Ana\nPérez"}, "patient"),
         ({"patient": "Ana \u202ezereP"}, "patient"),  # right-to-left override
