@@ -48,6 +48,8 @@ class FailureRecord(Middleware):
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
         if exception is not None:
+            if isinstance(exception, dramatiq.Retry) and exception.__cause__ is not None:
+                exception = exception.__cause__  # what made the actor ask for a retry
             kind = type(exception)
             message.options["error_type"] = f"{kind.__module__}.{kind.__qualname__}"
 

@@ -9,6 +9,7 @@ from actors.reject import reject_booking
 from actors.runtime import availability, settings
 from clinic import bookings
 from clinic.bookings import Action
+from clinic.errors import DoctorUnavailable
 from clinic.store import Booking
 
 
@@ -25,5 +26,10 @@ def process_booking(booking_id: str) -> None:
         reject_booking.send(booking_id, decision.reason)
         return
     slot = Booking.get_by_id(booking_id).slot
-    availability.check(decision.doctor_id, slot)  # raises DoctorUnavailable: Retries tries again
+    try:
+        availability.check(decision.doctor_id, slot)
+    except DoctorUnavailable as unanswered:
+        # A transient failure, expected now and then: Retry makes Dramatiq's Retries middleware
+        # schedule the next attempt with backoff, without logging a traceback each time.
+        raise dramatiq.Retry(str(unanswered)) from unanswered
     confirm_booking.send(booking_id, decision.doctor_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import dramatiq
@@ -11,6 +12,10 @@ from clinic import store
 from clinic.availability import AvailabilitySystem
 from clinic.config import Settings
 from clinic.notifications import Publisher
+
+# pika reports every dropped connection with tracebacks at ERROR; Dramatiq already says the same
+# in one line ("Consumer encountered a connection error") and reconnects.
+logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 settings = Settings.from_env()
 broker = build_broker(settings, stub=os.environ.get("CLINIC_STUB_BROKER") == "1")
