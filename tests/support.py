@@ -147,7 +147,11 @@ class Clinic:
             stderr=subprocess.STDOUT,
         )
         if wait:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:
+                self.stop()  # a fixture that fails before its yield gets no teardown: leave nothing running
+                raise
         return self
 
     def wait_ready(self, timeout: float = 60) -> None:
