@@ -1,0 +1,48 @@
+"""How much load each phase gets: the full benchmark, and the quick one that a test runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Counts and time bounds of one run; every load stops at whichever bound comes first."""
+
+    name: str
+    http_count: int  # requests of one HTTP saturation run, at most
+    http_seconds: float  # and its duration, at most (the half-rate run lasts as long)
+    broker_messages: int
+    pipeline_bookings: int  # the saturation run; the issue asks for at least 5,000
+    half_seconds: float  # the pipeline at half its saturation rate, for end-to-end latency
+    scaling_processes: tuple[int, ...]
+    concurrency: int  # connections of a closed-loop run (twice waitress's 8 threads)
+    drain_seconds: float  # how long the pipeline may take to finish after the last request
+
+    def with_bookings(self, bookings: int | None) -> Plan:
+        return self if bookings is None else replace(self, pipeline_bookings=bookings)
+
+
+FULL = Plan(
+    name="full",
+    http_count=30000,
+    http_seconds=5.0,
+    broker_messages=5000,
+    pipeline_bookings=5000,
+    half_seconds=10.0,
+    scaling_processes=(1, 2),
+    concurrency=16,
+    drain_seconds=240.0,
+)
+
+QUICK = Plan(
+    name="quick",
+    http_count=3000,
+    http_seconds=1.0,
+    broker_messages=300,
+    pipeline_bookings=300,
+    half_seconds=2.0,
+    scaling_processes=(1, 2),
+    concurrency=16,
+    drain_seconds=60.0,
+)

@@ -1,0 +1,117 @@
+"""The results as a table for people and as JSON for tools; the issue's targets, checked as ratios."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.stats import ratio
+
+
+def ratios(results: dict) -> dict:
+    """Every headline figure over its floor from the same run, so the figures hold on a noisy machine."""
+    http = results["floors"]["http"]["saturation"]["rps"]
+    return {
+        "post_book_vs_http_floor": ratio(results["api"]["post_book"]["saturation"]["rps"], http),
+        "get_booking_vs_http_floor": ratio(results["api"]["get_booking"]["saturation"]["rps"], http),
+        "pipeline_vs_broker_floor": ratio(results["pipeline"]["rate"], results["floors"]["broker"]["rate"]),
+    }
+
+
+def targets(results: dict) -> list[dict]:
+    """The issue's targets, each with the measured value and whether it is met (None: not measured)."""
+    half = results["pipeline"].get("half", {})
+    workers = [results["memory"]["max_worker_peak_rss_mib"]] + [
+        s["max_worker_peak_rss_mib"] for s in results["scaling"]
+    ]
+    rows = [
+        ("pipeline / broker floor", results["ratios"]["pipeline_vs_broker_floor"], ">=", 0.5),
+        ("POST /book / HTTP floor", results["ratios"]["post_book_vs_http_floor"], ">=", 0.4),
+        ("POST /book p99 at half saturation (ms)", results["api"]["post_book"]["half"].get("p99_ms"), "<", 50),
+        ("end-to-end p99 at half saturation (ms)", half.get("p99_ms"), "<", 100),
+        ("API peak RSS (MiB)", results["memory"]["api_peak_rss_mib"], "<", 80),
+        ("worker peak RSS, largest (MiB)", max((w for w in workers if w is not None), default=None), "<", 100),
+    ]
+    return [
+        {
+            "target": name,
+            "value": value,
+            "bound": f"{op} {bound}",
+            "met": None if value is None else (value >= bound if op == ">=" else value < bound),
+        }
+        for name, value, op, bound in rows
+    ]
+
+
+def table(results: dict) -> str:
+    """A plain-text table of the latest figures (the README's Performance section shows the same)."""
+    floors, api, pipeline = results["floors"], results["api"], results["pipeline"]
+    http, broker = floors["http"], floors["broker"]
+    half = pipeline.get("half", {})
+
+    def saturation(figures: dict) -> str:
+        return f"{figures['saturation']['rps']:.0f} req/s"
+
+    def latency(figures: dict) -> str:
+        return f"p50 {figures.get('p50_ms')} / p99 {figures.get('p99_ms')} ms"
+
+    rows = [
+        ("HTTP floor (bare Falcon, same waitress)", saturation(http), latency(http["half"])),
+        ("POST /book", saturation(api["post_book"]), latency(api["post_book"]["half"])),
+        ("GET /booking/{id}", saturation(api["get_booking"]), latency(api["get_booking"]["half"])),
+        (f"broker floor (pika, {broker['hops']} hops)", f"{broker['rate']:.0f} msg/s", ""),
+        (
+            f"pipeline, {pipeline['bookings']} bookings",
+            f"{pipeline['rate']:.0f} bookings/s",
+            f"end-to-end at half: p50 {half.get('p50_ms')} / p95 {half.get('p95_ms')} / p99 {half.get('p99_ms')} ms",
+        ),
+    ]
+    rows += [
+        (
+            f"  scaling: {s['worker_processes']} process(es) x {s['worker_threads']} threads / queue",
+            f"{s['rate']:.0f} bookings/s",
+            "",
+        )
+        for s in results["scaling"]
+    ]
+    memory = results["memory"]
+    rows.append(
+        ("peak RSS", f"API {memory['api_peak_rss_mib']} MiB", f"workers up to {memory['max_worker_peak_rss_mib']} MiB")
+    )
+    check = results["integrity"]
+    rows.append(
+        (
+            "bookings",
+            f"{check['accepted']} accepted",
+            f"{check['confirmed']} confirmed, {check['rejected']} rejected, {check['pending']} pending, "
+            f"{check['lost']} lost, {check['unannounced']} unannounced",
+        )
+    )
+    cpu_rows = (
+        ("CPU per request, HTTP floor", http.get("cpu")),
+        ("CPU per message, broker floor", broker.get("cpu")),
+        ("CPU per POST /book, API alone", api["post_book"].get("cpu")),
+        ("CPU per booking, pipeline", pipeline.get("cpu")),
+    )
+    for name, cpu in cpu_rows:
+        if cpu:
+            rows.append((name, f"{cpu['cores_busy']}/{cpu['cores']} cores busy", cpu_line(cpu)))
+    width = max(len(row[0]) for row in rows)
+    lines = [f"{'measure':<{width}}  {'throughput':<18}  latency / notes", "-" * (width + 60)]
+    lines += [f"{name:<{width}}  {value:<18}  {note}".rstrip() for name, value, note in rows]
+    lines += ["", "ratios: " + ", ".join(f"{k} {v}" for k, v in results["ratios"].items()), "targets:"]
+    for row in results["targets"]:
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[row["met"]]
+        lines.append(f"  {row['target']:<42} {row['value']!s:>8}  {row['bound']:<8} {verdict}")
+    return "\n".join(lines)
+
+
+def cpu_line(cpu: dict) -> str:
+    """``api 1.2, worker-process 0.8, ... ms`` for the parts that spent anything."""
+    parts = [f"{name} {ms}" for name, ms in cpu["ms_per_unit"].items() if ms]
+    return ", ".join(parts) + " ms"
+
+
+def write(results: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")

@@ -1,0 +1,294 @@
+"""The benchmark's phases, in order: the two floors, the API alone, the pipeline at saturation and at
+half of it, then the pipeline again with more worker processes; all into one results dict."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench import REPO, broker_floor, integrity
+from bench.arrivals import Arrivals
+from bench.cpu import CpuMeter, pids_named
+from bench.driver import drive
+from bench.http_floor import floor_argv
+from bench.plan import Plan
+from bench.profile import Profiler
+from bench.stats import rate, summary_ms
+from bench.system import (
+    DOCTORS,
+    SLOT_MINUTES,
+    System,
+    clinic_env,
+    delete_namespace,
+    new_namespace,
+    peak_rss_mib,
+    postgres_database,
+    wait_answers,
+)
+from clinic.config import Settings
+
+OUTCOMES = ("confirmed", "rejected")
+#: Figures of a load run worth keeping (the accepted ids are used, not reported).
+KEPT = ("requests", "ok", "errors", "rps", "p50_ms", "p95_ms", "p99_ms", "max_ms", "elapsed_s", "statuses", "cpu_s")
+
+
+class Slots:
+    """Hands out booking numbers; number n is its own (doctor, slot), so no booking is refused for
+    a taken slot. Slots start tomorrow on the 5-minute grid: all in the future, well within a year."""
+
+    def __init__(self) -> None:
+        step = SLOT_MINUTES * 60
+        self.base = (int(time.time()) // step + 1) * step + 86_400
+        self.next = 0
+
+    def reserve(self, count: int) -> dict:
+        fields = {"first_index": self.next, "slot_base": self.base, "doctors": len(DOCTORS)}
+        self.next += count
+        return {**fields, "slot_minutes": SLOT_MINUTES}
+
+
+class Benchmark:
+    """One run: ``Benchmark(plan, ...).run()`` returns the results; ``ok`` is False when a booking
+    was lost, left pending or refused."""
+
+    def __init__(
+        self, plan: Plan, *, database: str, logs: Path, profile: Path | None = None, profile_gil: bool = False
+    ) -> None:
+        self.plan, self.database, self.logs = plan, database, logs
+        self.profile_dir, self.profile_gil = profile, profile_gil
+        self.profiles: dict[str, dict] = {}
+        self.settings = Settings.from_env(clinic_env("bench", "sqlite:///unused.db", 1))
+        self.slots = Slots()
+        self.checks: list[dict] = []
+        self.results: dict = {}
+
+    def run(self) -> dict:
+        self.results["floors"] = {"http": self.http_floor(), "broker": self.broker_floor()}
+        first = self.system(self.plan.scaling_processes[0], full=True)
+        self.results["api"] = first.pop("api")
+        self.results["pipeline"] = first["pipeline"]
+        self.results["memory"] = first["memory"]
+        scaling = [self.scaling_entry(first)]
+        for processes in self.plan.scaling_processes[1:]:
+            scaling.append(self.scaling_entry(self.system(processes, full=False)))
+        self.results["scaling"] = scaling
+        self.results["integrity"] = {**integrity.combine(self.checks), "runs": self.checks}
+        if self.profiles:
+            self.results["profile"] = self.profiles
+        return self.results
+
+    def scaling_entry(self, run: dict) -> dict:
+        return {
+            "worker_processes": run["worker_processes"],
+            "worker_threads": self.settings.worker_threads,
+            "bookings": run["pipeline"]["bookings"],
+            "rate": run["pipeline"]["rate"],
+            "max_worker_peak_rss_mib": run["memory"]["max_worker_peak_rss_mib"],
+        }
+
+    # -- floors ---------------------------------------------------------------------------------
+
+    def http_floor(self) -> dict:
+        port = free_port()
+        log = open(self.logs / "http-floor.log", "ab")
+        server = subprocess.Popen(floor_argv(self.settings, port), cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_answers(port, "/floor")
+            with CpuMeter({"floor server": lambda: [server.pid]}) as meter:
+                figures, _ = self.http_load("HTTP floor", {"port": port, "kind": "floor"}, Slots())
+            requests = figures["saturation"]["ok"] + figures["half"]["ok"]
+            load_cpu = figures["saturation"]["cpu_s"] + figures["half"]["cpu_s"]
+            figures["cpu"] = meter.result(requests, {"load generator": load_cpu})
+            return figures
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            log.close()
+
+    def broker_floor(self) -> dict:
+        namespace = new_namespace()
+        try:
+            return broker_floor.measure(
+                self.settings.broker_url, namespace, self.plan.broker_messages, timeout=self.plan.drain_seconds
+            )
+        finally:
+            delete_namespace(self.settings.broker_url, namespace)
+
+    # -- HTTP load ------------------------------------------------------------------------------
+
+    def http_load(self, label: str, target: dict, slots: Slots | None) -> tuple[dict, list]:
+        """Saturation (closed loop), then half of the saturated rate (open loop): both figures."""
+        plan = self.plan
+        spec = {**target, "mode": "closed", "count": plan.http_count, "duration": plan.http_seconds}
+        spec["concurrency"] = plan.concurrency
+        saturated = drive({**spec, **(slots.reserve(plan.http_count) if slots else {})}, f"{label} saturation")
+        half_rate = max(1.0, saturated["rps"] / 2)
+        count = int(half_rate * plan.http_seconds) + 1
+        spec.update(mode="open", rate=half_rate, count=count, concurrency=plan.concurrency * 4)
+        half = drive({**spec, **(slots.reserve(count) if slots else {})}, f"{label} at half")
+        figures = {"saturation": _kept(saturated), "half": {"rate": round(half_rate, 1), **_kept(half)}}
+        return figures, saturated["accepted"] + half["accepted"]
+
+    # -- the real system ------------------------------------------------------------------------
+
+    def system(self, processes: int, *, full: bool) -> dict:
+        """Start the system with ``processes`` workers per queue and measure it; with ``full`` the
+        API is measured alone first and the pipeline's latency at half its rate afterwards."""
+        namespace = new_namespace()
+        with self.database_url(namespace) as url:
+            env = clinic_env(namespace, url, processes)
+            logs = self.logs / f"{namespace}-p{processes}"
+            logs.mkdir(parents=True, exist_ok=True)
+            system = System(env, free_port(), logs)
+            arrivals = Arrivals(self.settings.broker_url, f"{namespace}.notifications", OUTCOMES)
+            accepted: list[str] = []
+            results: dict = {"worker_processes": processes}
+            try:
+                system.init_db()
+                with arrivals:  # bound before the first booking, so no notification goes unseen
+                    system.start_api()
+                    if full:
+                        results["api"] = self.api_alone(system, accepted)
+                    system.start_workers()
+                    if accepted:
+                        arrivals.wait_for(accepted, timeout=self.plan.drain_seconds, label="backlog of the API run")
+                    results["pipeline"] = self.pipeline(system, arrivals, accepted, processes, full)
+                    results["memory"] = self.memory(system)
+                    check = integrity.check(url, accepted, arrivals.statuses)
+                    check.update(worker_processes=processes, duplicates=arrivals.duplicates)
+                    self.checks.append(check)
+            finally:
+                system.stop()
+                delete_namespace(self.settings.broker_url, namespace)
+        return results
+
+    @contextlib.contextmanager
+    def database_url(self, namespace: str) -> Iterator[str]:
+        if self.database == "postgresql":
+            with postgres_database(namespace) as url:
+                yield url
+        else:
+            yield f"sqlite:///{self.logs / f'{namespace}.db'}"
+
+    def api_alone(self, system: System, accepted: list[str]) -> dict:
+        """``POST /book`` and ``GET /booking/{id}`` with no worker running (the broker takes the messages)."""
+        port = system.port
+        with self.profiler({"api-alone": system.api.process.pid}), self.cpu_meter(system) as meter:
+            post, booked = self.http_load("POST /book", {"port": port, "kind": "book"}, self.slots)
+        load_cpu = post["saturation"]["cpu_s"] + post["half"]["cpu_s"]
+        post["cpu"] = meter.result(len(booked), {"load generator": load_cpu})
+        accepted.extend(booking_id for booking_id, _ in booked)
+        ids = [booking_id for booking_id, _ in booked] or ["00000000-0000-4000-8000-000000000000"]
+        get, _ = self.http_load("GET /booking/{id}", {"port": port, "kind": "get", "ids": ids}, None)
+        return {"post_book": post, "get_booking": get}
+
+    def pipeline(self, system: System, arrivals: Arrivals, accepted: list[str], processes: int, full: bool) -> dict:
+        """Bookings a second from ``POST /book`` to the notification, over ``pipeline_bookings``."""
+        plan, count = self.plan, self.plan.pipeline_bookings
+        spec = {"port": system.port, "kind": "book", "mode": "closed", "count": count}
+        spec.update(duration=plan.drain_seconds, concurrency=plan.concurrency, **self.slots.reserve(count))
+        with self.profiler(self.pipeline_targets(system) if full else {}), self.cpu_meter(system) as meter:
+            load = drive(spec, f"pipeline x{processes} POST /book")
+            ids = [booking_id for booking_id, _ in load["accepted"]]
+            accepted.extend(ids)
+            arrivals.wait_for(ids, timeout=plan.drain_seconds, label=f"pipeline x{processes} notified")
+        figures = {**self.finish_line(load["accepted"], arrivals), "post_book_rps": load["rps"]}
+        figures["post_book_p99_ms"] = load["p99_ms"]
+        figures["cpu"] = meter.result(len(ids), {"load generator": load["cpu_s"]})
+        if full and figures["rate"]:
+            figures["half"] = self.pipeline_at_half(system, arrivals, accepted, figures["rate"] / 2)
+        return figures
+
+    def pipeline_at_half(self, system: System, arrivals: Arrivals, accepted: list[str], half_rate: float) -> dict:
+        """End-to-end latency of each booking (request sent to notification seen) at a steady rate."""
+        count = max(20, int(half_rate * self.plan.half_seconds))
+        spec = {"port": system.port, "kind": "book", "mode": "open", "rate": half_rate, "count": count}
+        spec.update(duration=self.plan.half_seconds + 1, concurrency=self.plan.concurrency * 4)
+        load = drive({**spec, **self.slots.reserve(count)}, "pipeline at half POST /book")
+        ids = [booking_id for booking_id, _ in load["accepted"]]
+        accepted.extend(ids)
+        arrivals.wait_for(ids, timeout=self.plan.drain_seconds, label="pipeline at half notified")
+        latencies = [arrivals.first[i] - sent for i, sent in load["accepted"] if i in arrivals.first]
+        return {
+            "rate": round(half_rate, 1),
+            "bookings": len(ids),
+            **summary_ms(latencies),
+            "post_book_p50_ms": load["p50_ms"],
+            "post_book_p99_ms": load["p99_ms"],
+        }
+
+    @staticmethod
+    def finish_line(sent: list, arrivals: Arrivals) -> dict:
+        arrived = [arrivals.first[booking_id] for booking_id, _ in sent if booking_id in arrivals.first]
+        if not sent or not arrived:
+            return {"bookings": len(sent), "arrived": len(arrived), "elapsed_s": None, "rate": 0.0}
+        elapsed = max(arrived) - min(stamp for _, stamp in sent)
+        return {
+            "bookings": len(sent),
+            "arrived": len(arrived),
+            "elapsed_s": round(elapsed, 3),
+            "rate": rate(len(arrived), elapsed),
+        }
+
+    @contextlib.contextmanager
+    def profiler(self, targets: dict[str, int]) -> Iterator[None]:
+        """py-spy on ``targets`` (name: pid) for the block, when ``--profile`` asked for it."""
+        if self.profile_dir is None or not targets:
+            yield
+            return
+        with Profiler(self.profile_dir, targets, gil=self.profile_gil) as profiler:
+            yield
+        self.profiles.update(profiler.summary())
+
+    def cpu_meter(self, system: System) -> CpuMeter:
+        """CPU of every part: each worker group counts its main process and its workers."""
+
+        def group(part) -> list[int]:
+            return [part.process.pid, *system.worker_pids().get(part.name.removeprefix("worker-"), [])]
+
+        groups = {"api": lambda: [system.api.process.pid]}
+        for part in system.workers.values():
+            groups[part.name] = lambda part=part: group(part)
+        groups["rabbitmq"] = lambda: pids_named("beam.smp")
+        if self.database == "postgresql":
+            groups["postgresql"] = lambda: pids_named("postgres")
+        groups["bench (subscriber)"] = lambda: [os.getpid()]
+        return CpuMeter(groups)
+
+    @staticmethod
+    def pipeline_targets(system: System) -> dict[str, int]:
+        """The API and the first worker of each stage that has work (nothing is rejected)."""
+        targets = {"api": system.api.process.pid}
+        for stage, pids in system.worker_pids().items():
+            if pids and stage != "reject":
+                targets[f"worker-{stage}"] = pids[0]
+        return targets
+
+    @staticmethod
+    def memory(system: System) -> dict:
+        workers = {stage: [peak_rss_mib(pid) for pid in pids] for stage, pids in system.worker_pids().items()}
+        known = [value for values in workers.values() for value in values if value is not None]
+        return {
+            "api_peak_rss_mib": peak_rss_mib(system.api.process.pid),
+            "worker_peak_rss_mib": workers,
+            "max_worker_peak_rss_mib": max(known, default=None),
+        }
+
+
+def _kept(result: dict) -> dict:
+    return {key: result[key] for key in KEPT if key in result}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

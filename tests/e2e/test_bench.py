@@ -1,0 +1,72 @@
+"""``python -m bench --quick`` runs against the real system and reports every figure, so it cannot rot.
+
+Only the shape of the results and the integrity of the bookings are asserted: timings on a shared
+2-core machine say nothing about correctness.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.support import REPO
+
+#: Every figure the README's Performance section is built from, as paths into the JSON.
+FIGURES = [
+    ("floors", "http", "saturation", "rps"),
+    ("floors", "http", "half", "p99_ms"),
+    ("floors", "broker", "rate"),
+    ("api", "post_book", "saturation", "rps"),
+    ("api", "post_book", "saturation", "p50_ms"),
+    ("api", "post_book", "saturation", "p99_ms"),
+    ("api", "post_book", "half", "p50_ms"),
+    ("api", "post_book", "half", "p99_ms"),
+    ("api", "get_booking", "saturation", "rps"),
+    ("api", "get_booking", "half", "p99_ms"),
+    ("pipeline", "rate"),
+    ("pipeline", "half", "p50_ms"),
+    ("pipeline", "half", "p95_ms"),
+    ("pipeline", "half", "p99_ms"),
+    ("memory", "api_peak_rss_mib"),
+    ("memory", "max_worker_peak_rss_mib"),
+    ("ratios", "post_book_vs_http_floor"),
+    ("ratios", "pipeline_vs_broker_floor"),
+]
+
+
+def figure(results: dict, path: tuple[str, ...]):
+    value = results
+    for key in path:
+        assert isinstance(value, dict) and key in value, f"results lack {'.'.join(path)}"
+        value = value[key]
+    return value
+
+
+def test_the_quick_benchmark_reports_every_figure_and_loses_no_booking(rabbitmq, tmp_path):
+    out = tmp_path / "latest.json"
+    finished = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    results = json.loads(out.read_text())
+    for path in FIGURES:
+        value = figure(results, path)
+        assert isinstance(value, (int, float)) and value > 0, f"{'.'.join(path)} is {value!r}"
+    assert [entry["worker_processes"] for entry in results["scaling"]] == [1, 2]
+    assert all(entry["rate"] > 0 for entry in results["scaling"])
+    assert set(results["memory"]["worker_peak_rss_mib"]) == {"process", "confirm", "reject", "notify"}
+    assert len(results["targets"]) == 6 and all("met" in target for target in results["targets"])
+    assert results["machine"]["cpus"] and results["command"].startswith("python -m bench --quick")
+
+    integrity = results["integrity"]
+    assert integrity["accepted"] >= results["pipeline"]["bookings"] > 0
+    assert (integrity["lost"], integrity["pending"], integrity["rejected"], integrity["unannounced"]) == (0, 0, 0, 0)
+    assert integrity["confirmed"] == integrity["notified"] == integrity["accepted"]
+    assert results["ok"] is True
+    assert "pipeline" in finished.stdout and "targets:" in finished.stdout
