@@ -9,16 +9,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import (
-    AgeLimit,
-    Callbacks,
-    CurrentMessage,
-    Middleware,
-    Pipelines,
-    Retries,
-    ShutdownNotifications,
-    TimeLimit,
-)
+from dramatiq.middleware import Middleware, Retries, TimeLimit
 
 from clinic import store
 from clinic.config import Settings
@@ -55,19 +46,17 @@ class FailureRecord(Middleware):
 
 
 def middleware_for(settings: Settings) -> list[Middleware]:
+    """Only what the actors use: a time limit, Retries (3 retries, the configured backoff) and
+    our two. Dramatiq's AgeLimit, Callbacks, Pipelines, CurrentMessage and ShutdownNotifications
+    serve options no actor here sets, and each costs a hook call per message."""
     return [
-        AgeLimit(),
         TimeLimit(),
-        ShutdownNotifications(),
-        Callbacks(),
-        Pipelines(),
         Retries(
             max_retries=MAX_RETRIES,
             min_backoff=settings.retry_min_backoff_ms,
             max_backoff=settings.retry_max_backoff_ms,
         ),
         FailureRecord(),
-        CurrentMessage(),
         DatabaseSession(),
     ]
 

@@ -10,7 +10,6 @@ from actors.runtime import availability, settings
 from clinic import bookings
 from clinic.bookings import Action
 from clinic.errors import DoctorUnavailable
-from clinic.store import Booking
 
 
 @dramatiq.actor(
@@ -25,9 +24,8 @@ def process_booking(booking_id: str) -> None:
     if decision.action is Action.REJECT:
         reject_booking.send(booking_id, decision.reason)
         return
-    slot = Booking.get_by_id(booking_id).slot
     try:
-        availability.check(decision.doctor_id, slot)
+        availability.check(decision.doctor_id, decision.slot)
     except DoctorUnavailable as unanswered:
         # A transient failure, expected now and then: Retry makes Dramatiq's Retries middleware
         # schedule the next attempt with backoff, without logging a traceback each time.

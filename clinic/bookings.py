@@ -117,6 +117,7 @@ class Decision:
     action: Action
     doctor_id: int | None = None
     reason: str | None = None
+    slot: datetime | None = None  # the booking's slot, for the doctor's calendar
 
 
 def decide(settings: Settings, booking_id: str) -> Decision:
@@ -139,7 +140,7 @@ def decide(settings: Settings, booking_id: str) -> Decision:
     )
     for doctor_id in candidates:
         if (doctor_id,) not in taken:
-            return Decision(Action.CONFIRM, doctor_id=doctor_id)
+            return Decision(Action.CONFIRM, doctor_id=doctor_id, slot=booking.slot)
     reason = SLOT_TAKEN if booking.requested_doctor_id is not None else NO_DOCTOR_FREE
     return Decision(Action.REJECT, reason=reason)
 

@@ -75,7 +75,7 @@ def test_an_unknown_or_malformed_id_is_not_found(db, settings):
 def test_a_free_slot_goes_to_the_first_free_doctor(db, settings):
     first, second, third = (book(settings) for _ in range(3))
     decision = bookings.decide(settings, first.id)
-    assert decision == bookings.Decision(Action.CONFIRM, doctor_id=1)
+    assert decision == bookings.Decision(Action.CONFIRM, doctor_id=1, slot=first.slot)
     assert bookings.confirm(first.id, 1) is Outcome.CHANGED
     assert bookings.decide(settings, second.id).doctor_id == 2
     assert bookings.confirm(second.id, 2) is Outcome.CHANGED
