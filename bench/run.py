@@ -24,13 +24,13 @@ from bench.system import (
     SLOT_MINUTES,
     System,
     clinic_env,
-    delete_namespace,
     new_namespace,
     peak_rss_mib,
     postgres_database,
     wait_answers,
 )
 from clinic.config import Settings
+from tests.support import delete_namespace  # the tests' own cleanup of a namespace's queues
 
 OUTCOMES = ("confirmed", "rejected")
 #: Figures of a load run worth keeping (the accepted ids are used, not reported).

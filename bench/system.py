@@ -14,9 +14,6 @@ from collections.abc import Iterator, Mapping
 from http.client import HTTPConnection
 from pathlib import Path
 
-import pika
-import pika.exceptions
-
 from bench import REPO
 from clinic.config import STAGES
 
@@ -143,18 +140,6 @@ def peak_rss_mib(pid: int) -> float | None:
 
 def new_namespace() -> str:
     return f"bench{uuid.uuid4().hex[:8]}"
-
-
-def delete_namespace(url: str, namespace: str) -> None:
-    """Remove every queue and the exchange of a benchmark namespace (they are durable)."""
-    with contextlib.suppress(pika.exceptions.AMQPError, OSError):
-        connection = pika.BlockingConnection(pika.URLParameters(url))
-        channel = connection.channel()
-        for stage in STAGES:
-            for suffix in ("", ".DQ", ".XQ"):
-                channel.queue_delete(f"{namespace}.{stage}{suffix}")
-        channel.exchange_delete(f"{namespace}.notifications")
-        connection.close()
 
 
 @contextlib.contextmanager

@@ -68,11 +68,16 @@ def sweeper_argv(*, once: bool = False) -> list[str]:
     return [sys.executable, "-m", "actors.sweeper", *(["--once"] if once else [])]
 
 
+def open_store(settings: Settings) -> None:
+    """Bind the models to the configured database and make sure its schema is current."""
+    store.connect(settings.database_url)
+    store.create_schema()
+
+
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from clinic.supervisor import Supervisor
 
-    store.connect(settings.database_url)
-    store.create_schema()
+    open_store(settings)
     children = {"api": api_argv(settings, args.host, args.port)}
     children.update({f"worker-{stage}": worker_argv(settings, [stage]) for stage in STAGES})
     children["sweeper"] = sweeper_argv()
@@ -93,8 +98,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_init_db(settings: Settings, args: argparse.Namespace) -> int:
-    store.connect(settings.database_url)
-    store.create_schema()
+    open_store(settings)
     print(f"schema ready ({settings.database_url.split('://', 1)[0]})")
     return 0
 
@@ -125,8 +129,7 @@ def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
     from clinic import keys
 
-    store.connect(settings.database_url)
-    store.create_schema()
+    open_store(settings)
     try:
         with store.database.connection_context():
             new = keys.create_key(args.name, args.scope)
@@ -141,8 +144,7 @@ def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
     from clinic import keys
 
-    store.connect(settings.database_url)
-    store.create_schema()
+    open_store(settings)
     with store.database.connection_context():
         rows = [
             {
@@ -167,8 +169,7 @@ def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     from clinic import keys
 
-    store.connect(settings.database_url)
-    store.create_schema()
+    open_store(settings)
     try:
         with store.database.connection_context():
             key = keys.revoke(args.id)

@@ -5,14 +5,13 @@ A fixture that needs a service fails when the service is missing; nothing here s
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 
 import pika
 import pytest
 
-from tests.support import RABBITMQ_URL, delete_namespace, postgres_admin, rabbitmq_answers
+from tests.support import RABBITMQ_URL, clinic_environment, delete_namespace, postgres_admin, rabbitmq_answers
 
 
 @pytest.fixture(scope="session")
@@ -73,18 +72,7 @@ def amqp_channel(rabbitmq: str):
 @pytest.fixture
 def clinic_env(namespace: str, sqlite_url: str) -> dict[str, str]:
     """Environment for real ``clinic`` processes: own namespace and database, quick pipeline."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_")}
-    env.update(
-        CLINIC_NAMESPACE=namespace,
-        CLINIC_DATABASE_URL=sqlite_url,
-        CLINIC_CONFIRM_DELAY="0",
-        CLINIC_UNAVAILABILITY_RATE="0",
-        CLINIC_RETRY_MIN_BACKOFF_MS="50",
-        CLINIC_RETRY_MAX_BACKOFF_MS="200",
-        CLINIC_SWEEP_AFTER="60",
-        CLINIC_WORKER_THREADS="4",
-    )
-    return env
+    return clinic_environment(namespace, sqlite_url)
 
 
 def pytest_report_header(config) -> list[str]:

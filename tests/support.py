@@ -59,6 +59,24 @@ def postgres_admin() -> Iterator[Any]:
         connection.close()
 
 
+def clinic_environment(namespace: str, database_url: str, **overrides: str) -> dict[str, str]:
+    """Environment for real ``clinic`` processes: own namespace and database, quick pipeline
+    (no simulated delays or failures, small retry backoffs); ``overrides`` are CLINIC_* values."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_")}
+    env.update(
+        CLINIC_NAMESPACE=namespace,
+        CLINIC_DATABASE_URL=database_url,
+        CLINIC_CONFIRM_DELAY="0",
+        CLINIC_UNAVAILABILITY_RATE="0",
+        CLINIC_RETRY_MIN_BACKOFF_MS="50",
+        CLINIC_RETRY_MAX_BACKOFF_MS="200",
+        CLINIC_SWEEP_AFTER="60",
+        CLINIC_WORKER_THREADS="4",
+    )
+    env.update(overrides)
+    return env
+
+
 def slot(hour: int = 10, minute: int = 0, *, weekday: int = 0, weeks_ahead: int = 1) -> str:
     """A clinic-local slot text on a given weekday (0 Monday) of a coming week, e.g. '2026-12-07 10:00'."""
     today = datetime.now(timezone.utc).date()

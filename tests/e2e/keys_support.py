@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.support import REPO, Clinic, delete_namespace
+from tests.support import REPO, Clinic, clinic_environment, delete_namespace
 
 
 def create_key(env: dict[str, str], scope: str, name: str) -> str:
@@ -31,27 +30,12 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def quick_env(namespace: str, database_url: str) -> dict[str, str]:
-    """The environment of ``clinic_env`` (tests/conftest.py) for a server a whole module shares."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_")}
-    env.update(
-        CLINIC_NAMESPACE=namespace,
-        CLINIC_DATABASE_URL=database_url,
-        CLINIC_CONFIRM_DELAY="0",
-        CLINIC_UNAVAILABILITY_RATE="0",
-        CLINIC_RETRY_MIN_BACKOFF_MS="50",
-        CLINIC_RETRY_MAX_BACKOFF_MS="200",
-        CLINIC_WORKER_THREADS="2",
-    )
-    return env
-
-
 @contextlib.contextmanager
 def shared_clinic(tmp: Path, rabbitmq: str, keys: dict[str, str]) -> Iterator[Clinic]:
     """A ``clinic up`` in a namespace of its own, with keys (name -> scope) made before it starts;
     ``clinic.tokens`` maps each name to its token and ``clinic.env`` is its environment."""
     namespace = f"t{uuid.uuid4().hex[:10]}"
-    env = quick_env(namespace, f"sqlite:///{tmp / 'clinic.db'}")
+    env = clinic_environment(namespace, f"sqlite:///{tmp / 'clinic.db'}", CLINIC_WORKER_THREADS="2")
     tokens = {name: create_key(env, scope, name) for name, scope in keys.items()}
     clinic = Clinic(env, tmp / "clinic.log").start()
     clinic.tokens = tokens
