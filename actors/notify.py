@@ -5,14 +5,14 @@ from __future__ import annotations
 import dramatiq
 
 from actors.runtime import publisher, settings
+from clinic import bookings
 from clinic.bookings import FINAL_STATUSES
 from clinic.notifications import notification_for
-from clinic.store import Booking
 
 
 @dramatiq.actor(actor_name="notify_booking", queue_name=settings.queue("notify"))
 def notify_booking(booking_id: str) -> None:
-    booking = Booking.get_or_none(Booking.id == booking_id)
+    booking = bookings.load(booking_id)
     if booking is None or booking.status not in FINAL_STATUSES:
         return
     publisher.publish(notification_for(settings, booking))

@@ -15,7 +15,7 @@ import peewee
 from clinic.config import Settings
 from clinic.errors import BookingNotFound, InvalidField
 from clinic.schedule import parse_slot
-from clinic.store import Booking, BookingEvent, database, utcnow
+from clinic.store import Booking, BookingEvent, Compiled, database, utcnow
 
 PENDING, CONFIRMED, REJECTED = "pending", "confirmed", "rejected"
 FINAL_STATUSES = (CONFIRMED, REJECTED)
@@ -32,6 +32,46 @@ DOCTOR_UNAVAILABLE = "doctor unavailable after 3 retries"
 # private-use code points and lone surrogates are not (Cf is allowed only for ZWJ/ZWNJ).
 _FORBIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 _ALLOWED_FORMAT = {"\u200c", "\u200d"}
+
+
+# The queries every booking runs through the pipeline, compiled once (see store.Compiled).
+_INSERT_BOOKING = Compiled(
+    lambda id, patient, slot, requested_doctor_id, status, owner, at: Booking.insert(
+        id=id,
+        patient=patient,
+        slot=slot,
+        requested_doctor_id=requested_doctor_id,
+        doctor_id=requested_doctor_id,
+        status=status,
+        owner=owner,
+        created_at=at,
+        updated_at=at,
+    )
+)
+_INSERT_EVENT = Compiled(
+    lambda booking, status, reason, at: BookingEvent.insert(booking=booking, status=status, reason=reason, at=at)
+)
+_BOOKING_BY_ID = Compiled(lambda id: Booking.select().where(Booking.id == id))
+_CONFIRMED_AT = Compiled(
+    lambda slot: Booking.select(Booking.doctor_id).where(Booking.slot == slot, Booking.status == CONFIRMED)
+)
+_CONFIRM_PENDING = Compiled(
+    lambda id, doctor_id, at: Booking.update(status=CONFIRMED, doctor_id=doctor_id, updated_at=at).where(
+        Booking.id == id, Booking.status == PENDING
+    )
+)
+_REJECT_PENDING = Compiled(
+    lambda id, reason, at: Booking.update(status=REJECTED, reason=reason, updated_at=at).where(
+        Booking.id == id, Booking.status == PENDING
+    )
+)
+_STATUS_OF = Compiled(lambda id: Booking.select(Booking.status).where(Booking.id == id))
+
+
+def load(booking_id: str) -> Booking | None:
+    """The booking with that id, or None (the actors' lookup: compiled, no owner check)."""
+    found = _BOOKING_BY_ID.rows(id=booking_id)
+    return found[0] if found else None
 
 
 @dataclass(frozen=True)
@@ -69,19 +109,29 @@ def request_booking(
     )
     doctor_id = _doctor_id(settings, body.get("doctor_id"))
     stamp = now()
+    booking = Booking(
+        id=new_id(),
+        patient=patient,
+        slot=instant,
+        requested_doctor_id=doctor_id,
+        doctor_id=doctor_id,
+        status=PENDING,
+        owner=owner,
+        created_at=stamp,
+        updated_at=stamp,
+    )
+    at = Booking.created_at.db_value(stamp)
     with database.atomic():
-        booking = Booking.create(
-            id=new_id(),
+        _INSERT_BOOKING.execute(
+            id=booking.id,
             patient=patient,
-            slot=instant,
+            slot=Booking.slot.db_value(instant),
             requested_doctor_id=doctor_id,
-            doctor_id=doctor_id,
             status=PENDING,
             owner=owner,
-            created_at=stamp,
-            updated_at=stamp,
+            at=at,
         )
-        BookingEvent.create(booking=booking.id, status=PENDING, at=stamp)
+        _INSERT_EVENT.execute(booking=booking.id, status=PENDING, reason=None, at=at)
     return booking
 
 
@@ -122,7 +172,7 @@ class Decision:
 
 def decide(settings: Settings, booking_id: str) -> Decision:
     """Decide a pending booking from the clinic's own data: hours, then the doctors' free slots."""
-    booking = Booking.get_or_none(Booking.id == booking_id)
+    booking = load(booking_id)
     if booking is None or booking.status != PENDING:
         return Decision(Action.SKIP)
     local_start = booking.slot.astimezone(settings.timezone)
@@ -132,14 +182,9 @@ def decide(settings: Settings, booking_id: str) -> Decision:
         candidates: Iterable[int] = [booking.requested_doctor_id]
     else:
         candidates = [doctor.id for doctor in roster(settings)]
-    taken = set(
-        Booking.select(Booking.doctor_id)
-        .where(Booking.slot == booking.slot, Booking.status == CONFIRMED)
-        .tuples()
-        .iterator()
-    )
+    taken = {row.doctor_id for row in _CONFIRMED_AT.rows(slot=Booking.slot.db_value(booking.slot))}
     for doctor_id in candidates:
-        if (doctor_id,) not in taken:
+        if doctor_id not in taken:
             return Decision(Action.CONFIRM, doctor_id=doctor_id, slot=booking.slot)
     reason = SLOT_TAKEN if booking.requested_doctor_id is not None else NO_DOCTOR_FREE
     return Decision(Action.REJECT, reason=reason)
@@ -156,7 +201,7 @@ def confirm(booking_id: str, doctor_id: int, *, now: Callable[[], datetime] = ut
     """Confirm a pending booking with a doctor; the database refuses a second confirmed booking
     for the same doctor and slot, and then the answer is CONFLICT."""
     try:
-        return _finish(booking_id, CONFIRMED, now(), doctor_id=doctor_id)
+        return _finish(booking_id, CONFIRMED, now(), _CONFIRM_PENDING, doctor_id=doctor_id)
     except peewee.IntegrityError:
         current = Booking.get_or_none(Booking.id == booking_id)
         if current is not None and current.status == CONFIRMED:
@@ -166,7 +211,7 @@ def confirm(booking_id: str, doctor_id: int, *, now: Callable[[], datetime] = ut
 
 def reject(booking_id: str, reason: str, *, now: Callable[[], datetime] = utcnow) -> Outcome:
     """Reject a pending booking with a reason."""
-    return _finish(booking_id, REJECTED, now(), reason=reason)
+    return _finish(booking_id, REJECTED, now(), _REJECT_PENDING, reason=reason)
 
 
 def may_choose_another_doctor(booking_id: str) -> bool:
@@ -175,20 +220,16 @@ def may_choose_another_doctor(booking_id: str) -> bool:
     return booking is not None and booking.status == PENDING and booking.requested_doctor_id is None
 
 
-def _finish(booking_id: str, status: str, stamp: datetime, **changes: Any) -> Outcome:
+def _finish(booking_id: str, status: str, stamp: datetime, update: Compiled, **changes: Any) -> Outcome:
+    at = Booking.updated_at.db_value(stamp)
     with database.atomic():
-        changed = (
-            Booking.update(status=status, updated_at=stamp, **changes)
-            .where(Booking.id == booking_id, Booking.status == PENDING)
-            .execute()
-        )
-        if changed:
-            BookingEvent.create(booking=booking_id, status=status, reason=changes.get("reason"), at=stamp)
+        if update.execute(id=booking_id, at=at, **changes):
+            _INSERT_EVENT.execute(booking=booking_id, status=status, reason=changes.get("reason"), at=at)
             return Outcome.CHANGED
-        current = Booking.select(Booking.status).where(Booking.id == booking_id).first()
-    if current is None:
+        current = _STATUS_OF.rows(id=booking_id)
+    if not current:
         return Outcome.MISSING
-    return Outcome.ALREADY if current.status == status else Outcome.CONFLICT
+    return Outcome.ALREADY if current[0].status == status else Outcome.CONFLICT
 
 
 def claim_stale(older_than: datetime, *, now: datetime, limit: int = 500) -> list[str]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import fcntl
+import inspect
 import os
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import peewee
@@ -35,7 +37,7 @@ class UTCDateTimeField(peewee.DateTimeField):
     """Stores aware datetimes as naive UTC, hands back aware UTC datetimes."""
 
     def db_value(self, value: datetime | None):
-        if value is not None and value.tzinfo is not None:
+        if isinstance(value, datetime) and value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
         return super().db_value(value)
 
@@ -207,6 +209,45 @@ def connect(url: str) -> peewee.Database:
         db = db_url.connect(url)
     database.initialize(db)
     return db
+
+
+class Compiled:
+    """A Peewee query whose SQL is built once per database, then run with new values each time.
+
+    Peewee builds a query's SQL anew on every execution: about 0.11 ms for a lookup by primary key
+    against 0.03 ms to run the same SQL (measured here), and the benchmark's profile put SQL
+    building at 15-25% of each worker's CPU. ``build`` takes one keyword per value and returns the
+    query; it is called once with markers in place of the values. Values are given already in
+    their database form (``Booking.slot.db_value(dt)`` for a datetime)."""
+
+    def __init__(self, build: Callable[..., peewee.Query]) -> None:
+        self.build = build
+        self.names = tuple(inspect.signature(build).parameters)
+        self._compiled: tuple[object, peewee.Query, str, list] | None = None
+
+    def _sql(self, values: dict) -> tuple[peewee.Query, str, list]:
+        compiled = self._compiled
+        if compiled is None or compiled[0] is not database.obj:
+            markers = {name: f"\x00{name}\x00" for name in self.names}
+            query = self.build(**markers)
+            sql, params = query.sql()
+            missing = set(markers.values()) - set(params)
+            if missing:
+                raise ValueError(f"{self.build.__name__}: a value is not a plain parameter: {missing}")
+            compiled = self._compiled = (database.obj, query, sql, params)
+        _, query, sql, params = compiled
+        names = {f"\x00{name}\x00": name for name in self.names}
+        return query, sql, [values[names[p]] if isinstance(p, str) and p in names else p for p in params]
+
+    def rows(self, **values) -> list:
+        """Run a SELECT; rows come back as model instances, converted as Peewee converts them."""
+        query, sql, params = self._sql(values)
+        return list(query.model.raw(sql, *params))
+
+    def execute(self, **values) -> int:
+        """Run an INSERT, UPDATE or DELETE; return how many rows it touched."""
+        _, sql, params = self._sql(values)
+        return database.rows_affected(database.execute_sql(sql, params))
 
 
 def create_schema() -> None:
