@@ -15,7 +15,7 @@ import peewee
 from clinic.config import Settings
 from clinic.errors import BookingNotFound, InvalidField
 from clinic.schedule import parse_slot
-from clinic.store import Booking, BookingEvent, Compiled, database, utcnow
+from clinic.store import Booking, BookingEvent, Compiled, column_values, database, utcnow
 
 PENDING, CONFIRMED, REJECTED = "pending", "confirmed", "rejected"
 FINAL_STATUSES = (CONFIRMED, REJECTED)
@@ -35,19 +35,18 @@ _ALLOWED_FORMAT = {"\u200c", "\u200d"}
 
 
 # The queries every booking runs through the pipeline, compiled once (see store.Compiled).
-_INSERT_BOOKING = Compiled(
-    lambda id, patient, slot, requested_doctor_id, status, owner, at: Booking.insert(
-        id=id,
-        patient=patient,
-        slot=slot,
-        requested_doctor_id=requested_doctor_id,
-        doctor_id=requested_doctor_id,
-        status=status,
-        owner=owner,
-        created_at=at,
-        updated_at=at,
-    )
+_NEW_BOOKING = (
+    "id",
+    "patient",
+    "slot",
+    "requested_doctor_id",
+    "doctor_id",
+    "status",
+    "owner",
+    "created_at",
+    "updated_at",
 )
+_INSERT_BOOKING = Compiled(lambda **row: Booking.insert(**row), names=_NEW_BOOKING)
 _INSERT_EVENT = Compiled(
     lambda booking, status, reason, at: BookingEvent.insert(booking=booking, status=status, reason=reason, at=at)
 )
@@ -120,18 +119,10 @@ def request_booking(
         created_at=stamp,
         updated_at=stamp,
     )
-    at = Booking.created_at.db_value(stamp)
+    row = column_values(booking, _NEW_BOOKING)
     with database.atomic():
-        _INSERT_BOOKING.execute(
-            id=booking.id,
-            patient=patient,
-            slot=Booking.slot.db_value(instant),
-            requested_doctor_id=doctor_id,
-            status=PENDING,
-            owner=owner,
-            at=at,
-        )
-        _INSERT_EVENT.execute(booking=booking.id, status=PENDING, reason=None, at=at)
+        _INSERT_BOOKING.execute(**row)
+        _INSERT_EVENT.execute(booking=booking.id, status=PENDING, reason=None, at=row["created_at"])
     return booking
 
 

@@ -216,28 +216,30 @@ class Compiled:
 
     Peewee builds a query's SQL anew on every execution: about 0.11 ms for a lookup by primary key
     against 0.03 ms to run the same SQL (measured here), and the benchmark's profile put SQL
-    building at 15-25% of each worker's CPU. ``build`` takes one keyword per value and returns the
-    query; it is called once with markers in place of the values. Values are given already in
-    their database form (``Booking.slot.db_value(dt)`` for a datetime)."""
+    building at 15-25% of each worker's CPU. ``build`` takes one keyword per value (named by its
+    parameters, or by ``names`` when it takes ``**values``) and returns the query; it is called
+    once with markers in place of the values. Values are given already in their database form
+    (``Booking.slot.db_value(dt)`` for a datetime; :func:`column_values` converts a model's)."""
 
-    def __init__(self, build: Callable[..., peewee.Query]) -> None:
+    def __init__(self, build: Callable[..., peewee.Query], *, names: tuple[str, ...] | None = None) -> None:
         self.build = build
-        self.names = tuple(inspect.signature(build).parameters)
-        self._compiled: tuple[object, peewee.Query, str, list] | None = None
+        self.names = names or tuple(inspect.signature(build).parameters)
+        # (database, query, sql, params, slots): slots[i] names the value of params[i], or is None
+        self._compiled: tuple[object, peewee.Query, str, list, list[str | None]] | None = None
 
     def _sql(self, values: dict) -> tuple[peewee.Query, str, list]:
         compiled = self._compiled
         if compiled is None or compiled[0] is not database.obj:
-            markers = {name: f"\x00{name}\x00" for name in self.names}
-            query = self.build(**markers)
+            markers = {f"\x00{name}\x00": name for name in self.names}
+            query = self.build(**{name: marker for marker, name in markers.items()})
             sql, params = query.sql()
-            missing = set(markers.values()) - set(params)
+            missing = set(markers) - {p for p in params if isinstance(p, str)}
             if missing:
                 raise ValueError(f"{self.build.__name__}: a value is not a plain parameter: {missing}")
-            compiled = self._compiled = (database.obj, query, sql, params)
-        _, query, sql, params = compiled
-        names = {f"\x00{name}\x00": name for name in self.names}
-        return query, sql, [values[names[p]] if isinstance(p, str) and p in names else p for p in params]
+            slots = [markers.get(p) if isinstance(p, str) else None for p in params]
+            compiled = self._compiled = (database.obj, query, sql, params, slots)
+        _, query, sql, params, slots = compiled
+        return query, sql, [p if slot is None else values[slot] for p, slot in zip(params, slots, strict=True)]
 
     def rows(self, **values) -> list:
         """Run a SELECT; rows come back as model instances, converted as Peewee converts them."""
@@ -248,6 +250,12 @@ class Compiled:
         """Run an INSERT, UPDATE or DELETE; return how many rows it touched."""
         _, sql, params = self._sql(values)
         return database.rows_affected(database.execute_sql(sql, params))
+
+
+def column_values(instance: BaseModel, names: tuple[str, ...]) -> dict:
+    """The named fields of a model instance in their database form, for a :class:`Compiled` query."""
+    fields = type(instance)._meta.fields
+    return {name: fields[name].db_value(getattr(instance, name)) for name in names}
 
 
 def create_schema() -> None:
