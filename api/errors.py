@@ -49,6 +49,13 @@ class InvalidFieldError(FieldError):
         super().__init__(falcon.HTTP_422, "Invalid field", field, problem)
 
 
+def body_too_large(limit: int) -> falcon.HTTPContentTooLarge:
+    """The 413 for a body over ``limit`` bytes, whether its Content-Length or its reading says so."""
+    return falcon.HTTPContentTooLarge(
+        title="Request body too large", description=f"the body must be at most {limit} bytes"
+    )
+
+
 class BadBody(FieldError):
     """400 for a body that is not JSON the API can read; ``field`` is ``body``."""
 

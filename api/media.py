@@ -9,7 +9,7 @@ from typing import Any
 import falcon
 import falcon.media
 
-from api.errors import BadBody
+from api.errors import BadBody, body_too_large
 from clinic.config import MAX_REQUEST_BODY_BYTES
 
 
@@ -46,9 +46,7 @@ class StrictJSON(falcon.media.BaseHandler):
     def deserialize(self, stream, content_type: str | None, content_length: int | None) -> Any:
         data = stream.read(MAX_REQUEST_BODY_BYTES + 1)
         if len(data) > MAX_REQUEST_BODY_BYTES:
-            raise falcon.HTTPContentTooLarge(
-                title="Request body too large", description=f"the body must be at most {MAX_REQUEST_BODY_BYTES} bytes"
-            )
+            raise body_too_large(MAX_REQUEST_BODY_BYTES)
         if not data.strip():
             raise BadBody("must be a JSON object, and is empty")
         try:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import falcon
 
 from api.auth import owner
+from api.errors import body_too_large
 from clinic import bookings, idempotency
 from clinic.config import MAX_REQUEST_BODY_BYTES, Settings
 from clinic.store import Booking
@@ -19,9 +20,7 @@ def max_body(limit: int):
     def hook(req: falcon.Request, resp: falcon.Response, resource, params) -> None:
         length = req.content_length
         if length is not None and length > limit:
-            raise falcon.HTTPContentTooLarge(
-                title="Request body too large", description=f"the body must be at most {limit} bytes"
-            )
+            raise body_too_large(limit)
 
     return hook
 
