@@ -170,7 +170,9 @@ BODIES = {
     "zero-width space in patient": book(booking(patient=f"Ana\u200b{MARKER}"), field="patient"),
     "line separator in patient": book(booking(patient=f"Ana\u2028{MARKER}"), field="patient"),
     "private use character in patient": book(booking(patient=f"Ana\ue000{MARKER}"), field="patient"),
-    "lone surrogate in patient": book(b'{"patient": "Ana \\ud800", "slot": "%s"}' % GOOD_SLOT.encode(), field="patient"),
+    "lone surrogate in patient": book(
+        b'{"patient": "Ana \\ud800", "slot": "%s"}' % GOOD_SLOT.encode(), field="patient"
+    ),
     "byte order mark in patient": book(booking(patient=f"\ufeff{MARKER}"), field="patient"),
     "only spaces as patient": book(booking(patient="   \t "), field="patient"),
     # invalid UTF-8 and other encodings
