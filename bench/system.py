@@ -25,8 +25,9 @@ READY_LINE = "Worker process is ready for action"
 
 
 def clinic_env(namespace: str, database_url: str, worker_processes: int) -> dict[str, str]:
-    """The environment of every part: own namespace and database, simulated delays off, and a
-    clinic open around the clock on a 5-minute grid so thousands of distinct slots are all valid."""
+    """The environment of every part: own namespace and database, simulated delays off, no rate
+    limit (one key makes every request), and a clinic open around the clock on a 5-minute grid so
+    thousands of distinct slots are all valid."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_") or k in PASSED_THROUGH}
     env.update(
         CLINIC_NAMESPACE=namespace,
@@ -38,6 +39,7 @@ def clinic_env(namespace: str, database_url: str, worker_processes: int) -> dict
         CLINIC_TIMEZONE="UTC",
         CLINIC_DOCTORS=";".join(DOCTORS),
         CLINIC_WORKER_PROCESSES=str(worker_processes),
+        CLINIC_RATE_LIMIT="0",
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -81,12 +83,29 @@ class System:
         self.api: Part | None = None
         self.workers: dict[str, Part] = {}
         self.sweeper: Part | None = None
+        self.token: str | None = None
+
+    @property
+    def target(self) -> dict:
+        """Where the load generator sends its requests, and the client key it sends."""
+        return {"port": self.port, "token": self.token}
 
     def _clinic(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "clinic", *args]
 
     def init_db(self) -> None:
+        """Create the schema and the client key the load is sent with (the API requires one)."""
         subprocess.run(self._clinic("init-db"), env=self.env, cwd=REPO, check=True, capture_output=True, timeout=60)
+        created = subprocess.run(
+            self._clinic("keys", "create", "--scope", "client", "--name", "bench"),
+            env=self.env,
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.token = created.stdout.strip()
 
     def start_api(self, timeout: float = 60) -> None:
         self.api = Part("api", self._clinic("api", "--port", str(self.port)), self.env, self.logs / "api.log")
@@ -140,6 +159,21 @@ def peak_rss_mib(pid: int) -> float | None:
 
 def new_namespace() -> str:
     return f"bench{uuid.uuid4().hex[:8]}"
+
+
+def delete_namespace(url: str, namespace: str) -> None:
+    """Remove every queue and the exchange a benchmark namespace made (they are durable)."""
+    import pika
+    import pika.exceptions
+
+    with contextlib.suppress(pika.exceptions.AMQPError):
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        for stage in STAGES:
+            for suffix in ("", ".DQ", ".XQ"):
+                channel.queue_delete(f"{namespace}.{stage}{suffix}")
+        channel.exchange_delete(f"{namespace}.notifications")
+        connection.close()
 
 
 @contextlib.contextmanager
