@@ -5,8 +5,8 @@ from __future__ import annotations
 import falcon
 
 from api.resources import max_body
-from clinic import deadletters
-from clinic.deadletters import DeadLetters
+from clinic.broker import deadletters
+from clinic.broker.deadletters import DeadLetters
 
 #: An admin request body is a few ids; anything larger is not one.
 ADMIN_BODY_BYTES = 4 * 1024

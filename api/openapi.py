@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from clinic.bookings import PATIENT_MAX_LENGTH
+from clinic.broker.deadletters import RETENTION_DAYS
 from clinic.config import MAX_REQUEST_BODY_BYTES, STAGES, Settings
-from clinic.deadletters import RETENTION_DAYS
 from clinic.idempotency import KEY_MAX_LENGTH
 
 _ERROR = {
