@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from clinic.cli import CHANNEL_TIMEOUT
-from tests.e2e.keys_support import shared_clinic
+from clinic.ops.cli import CHANNEL_TIMEOUT
 from tests.support import slot
+from tests.support.keys import shared_clinic
 
 # Never a real patient: if this appears in a log line or an error body, something leaked.
 MARKER = "Zorblattqueen"

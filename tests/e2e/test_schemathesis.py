@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.keys_support import create_key
 from tests.support import Clinic, http
+from tests.support.keys import create_key
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
