@@ -5,7 +5,7 @@ COPY setup.cfg pyproject.toml README.md ./
 COPY clinic clinic
 COPY actors actors
 COPY api api
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir '.[postgresql]' \
  && useradd --system --home /data clinic && mkdir -p /data && chown clinic /data
 USER clinic
 ENV CLINIC_DATABASE_URL=sqlite:////data/clinic.db

@@ -7,9 +7,10 @@ import msgspec
 
 from api import bodies
 from api.contract import Operation, Reply
-from clinic import deadletters, keys
+from clinic import keys
+from clinic.broker import deadletters
+from clinic.broker.deadletters import DeadLetters
 from clinic.config import STAGES
-from clinic.deadletters import DeadLetters
 
 #: An admin request body is a few ids; anything larger is not one.
 ADMIN_BODY_BYTES = 4 * 1024

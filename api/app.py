@@ -16,22 +16,23 @@ from api.contract import BodyLimit, BodyValidation
 from api.openapi import example_slots
 from api.ratelimit import RateLimiter, TokenBuckets
 from api.resources import BookingCollection, BookingItem, DoctorCollection, Health, OpenAPIDocument
-from clinic import store
+from clinic import lifecycle, store
+from clinic.broker import parameters
+from clinic.broker.deadletters import DeadLetters
+from clinic.broker.dispatch import Dispatcher, rabbitmq_broker
 from clinic.config import Settings
-from clinic.deadletters import DeadLetters
 
 logger = logging.getLogger("api")
 
 
 class DatabaseSession:
-    """Peewee's per-request connection recipe: open before the responder, close after."""
+    """A database connection for each request, given back afterwards (``store.open_session``)."""
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        store.database.connect(reuse_if_open=True)
+        store.open_session()
 
     def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
-        if not store.database.is_closed():
-            store.database.close()
+        store.close_session()
 
 
 def database_check() -> None:
@@ -40,11 +41,7 @@ def database_check() -> None:
 
 def broker_check(url: str) -> Callable[[], None]:
     def check() -> None:
-        parameters = pika.URLParameters(url)
-        parameters.connection_attempts = 1
-        parameters.socket_timeout = 2
-        parameters.blocked_connection_timeout = 2
-        pika.BlockingConnection(parameters).close()
+        pika.BlockingConnection(parameters(url, timeout=2)).close()
 
     return check
 
@@ -90,10 +87,13 @@ def create_app(
 
 
 def get_app() -> falcon.App:
-    """The production app: settings from the environment, bookings sent to the real processor."""
+    """The API process's composition root: settings from the environment, the database, and a
+    broker that only sends (the API needs none of the workers' setup)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from actors import process_booking, settings  # binds the broker before anything is sent
-
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
+    settings = Settings.from_env()
+    broker = rabbitmq_broker(settings)
+    dispatcher = Dispatcher(settings, broker)
     store.connect(settings.database_url)
     store.create_schema()
     if settings.open_access:
@@ -101,4 +101,8 @@ def get_app() -> falcon.App:
             "CLINIC_OPEN_ACCESS=1: POST /book and GET /booking/{id} answer requests without a client key. "
             "This is for development only; unset it before exposing this API."
         )
-    return create_app(settings, dispatch=process_booking.send)
+    return create_app(
+        settings,
+        dispatch=lambda booking_id: dispatcher.send(lifecycle.accepted(booking_id)),
+        dead_letters=DeadLetters(settings, broker=broker),
+    )

@@ -10,8 +10,8 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from clinic.bookings import PATIENT_MAX_LENGTH, Doctor
+from clinic.broker.deadletters import DeadLetter
 from clinic.config import STAGES, Settings
-from clinic.deadletters import DeadLetter
 
 # What ``clinic.schedule.parse_slot`` reads, and no more: a date that exists (leap years included)
 # from 2000 to 2999, ``HH:MM``, then nothing (clinic time) or an offset, ``Z`` or ``+HH:MM``, which
@@ -104,7 +104,7 @@ class Health(Struct):
 class DeadLetterList(Struct):
     dead_letters: list[DeadLetter]
     count: int
-    retention_days: int
+    retention_days: float  # Dramatiq's dead-message TTL in days, not always whole
 
 
 class ReplayRequest(Struct, forbid_unknown_fields=True):

@@ -8,7 +8,7 @@ import time
 from collections.abc import Collection, Iterable
 
 from bench.progress import Progress
-from clinic.notifications import subscribe
+from clinic.broker.notifications import subscribe
 
 
 class Arrivals:

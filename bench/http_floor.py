@@ -1,12 +1,12 @@
 """The HTTP floor: a bare Falcon app that answers every POST and GET with one constant JSON body,
-served by waitress with exactly the API's command line (``clinic.cli.api_argv``)."""
+served by waitress with exactly the API's command line (``clinic.ops.cli.api_argv``)."""
 
 from __future__ import annotations
 
 import falcon
 
-from clinic.cli import api_argv
 from clinic.config import Settings
+from clinic.ops.cli import api_argv
 
 #: About the size of a ``POST /book`` answer, so both send the same bytes back.
 BODY = {

@@ -30,9 +30,10 @@ from bench.system import (
     postgres_database,
     wait_answers,
 )
+from clinic.bookings import FINAL_STATUSES
 from clinic.config import Settings
 
-OUTCOMES = ("confirmed", "rejected")
+OUTCOMES = FINAL_STATUSES
 #: Figures of a load run worth keeping (the accepted ids are used, not reported).
 KEPT = ("requests", "ok", "errors", "rps", "p50_ms", "p95_ms", "p99_ms", "max_ms", "elapsed_s", "statuses", "cpu_s")
 

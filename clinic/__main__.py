@@ -1,5 +1,5 @@
 import sys
 
-from clinic.cli import main
+from clinic.ops.cli import main
 
 sys.exit(main())

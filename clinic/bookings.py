@@ -1,11 +1,13 @@
-"""The booking rules: accept a request, decide on it, confirm or reject it exactly once."""
+"""Bookings as data: accept a request as pending, read it, and confirm or reject it exactly once.
+
+What the pipeline does with a booking (which step follows which) is :mod:`clinic.lifecycle`."""
 
 from __future__ import annotations
 
 import enum
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,12 +23,6 @@ PENDING, CONFIRMED, REJECTED = "pending", "confirmed", "rejected"
 FINAL_STATUSES = (CONFIRMED, REJECTED)
 PATIENT_MAX_LENGTH = 200
 REQUEST_FIELDS = ("patient", "slot", "doctor_id")
-
-# Reasons are shown to patients and travel in notifications: fixed texts, never personal data.
-OUTSIDE_HOURS = "outside the clinic's hours"
-SLOT_TAKEN = "slot already taken"
-NO_DOCTOR_FREE = "no doctor free at that slot"
-DOCTOR_UNAVAILABLE = "doctor unavailable after 3 retries"
 
 # Letters of any script, marks and spaces are names; controls, bidi overrides, unassigned and
 # private-use code points and lone surrogates are not (Cf is allowed only for ZWJ/ZWNJ).
@@ -54,6 +50,13 @@ _BOOKING_BY_ID = Compiled(lambda id: Booking.select().where(Booking.id == id))
 _CONFIRMED_AT = Compiled(
     lambda slot: Booking.select(Booking.doctor_id).where(Booking.slot == slot, Booking.status == CONFIRMED)
 )
+
+
+def doctors_taken_at(slot: datetime) -> set[int]:
+    """The doctors who already have a confirmed booking at ``slot``."""
+    return {row.doctor_id for row in _CONFIRMED_AT.rows(slot=Booking.slot.db_value(slot))}
+
+
 _CONFIRM_PENDING = Compiled(
     lambda id, doctor_id, at: Booking.update(status=CONFIRMED, doctor_id=doctor_id, updated_at=at).where(
         Booking.id == id, Booking.status == PENDING
@@ -145,42 +148,6 @@ def history(booking: Booking) -> list[BookingEvent]:
     return list(booking.events.order_by(BookingEvent.at, BookingEvent.id))
 
 
-class Action(enum.Enum):
-    CONFIRM = "confirm"
-    REJECT = "reject"
-    SKIP = "skip"
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What the processor should do with a booking, and with which doctor or why not."""
-
-    action: Action
-    doctor_id: int | None = None
-    reason: str | None = None
-    slot: datetime | None = None  # the booking's slot, for the doctor's calendar
-
-
-def decide(settings: Settings, booking_id: str) -> Decision:
-    """Decide a pending booking from the clinic's own data: hours, then the doctors' free slots."""
-    booking = load(booking_id)
-    if booking is None or booking.status != PENDING:
-        return Decision(Action.SKIP)
-    local_start = booking.slot.astimezone(settings.timezone)
-    if not settings.hours.covers(local_start, settings.slot_minutes):
-        return Decision(Action.REJECT, reason=OUTSIDE_HOURS)
-    if booking.requested_doctor_id is not None:
-        candidates: Iterable[int] = [booking.requested_doctor_id]
-    else:
-        candidates = [doctor.id for doctor in roster(settings)]
-    taken = {row.doctor_id for row in _CONFIRMED_AT.rows(slot=Booking.slot.db_value(booking.slot))}
-    for doctor_id in candidates:
-        if doctor_id not in taken:
-            return Decision(Action.CONFIRM, doctor_id=doctor_id, slot=booking.slot)
-    reason = SLOT_TAKEN if booking.requested_doctor_id is not None else NO_DOCTOR_FREE
-    return Decision(Action.REJECT, reason=reason)
-
-
 class Outcome(enum.Enum):
     CHANGED = "changed"  # this call moved the booking to the asked status
     ALREADY = "already"  # an earlier delivery already did: nothing changed now
@@ -203,12 +170,6 @@ def confirm(booking_id: str, doctor_id: int, *, now: Callable[[], datetime] = ut
 def reject(booking_id: str, reason: str, *, now: Callable[[], datetime] = utcnow) -> Outcome:
     """Reject a pending booking with a reason."""
     return _finish(booking_id, REJECTED, now(), _REJECT_PENDING, reason=reason)
-
-
-def may_choose_another_doctor(booking_id: str) -> bool:
-    """True for a pending booking that asked for no doctor in particular."""
-    booking = Booking.get_or_none(Booking.id == booking_id)
-    return booking is not None and booking.status == PENDING and booking.requested_doctor_id is None
 
 
 def _finish(booking_id: str, status: str, stamp: datetime, update: Compiled, **changes: Any) -> Outcome:

@@ -116,8 +116,15 @@ class Settings:
         return self
 
 
-#: The pipeline's stages; each is one actor's queue, ``{namespace}.{stage}``.
-STAGES = ("process", "confirm", "reject", "notify")
+#: The pipeline's stages; each is one actor's queue, ``{namespace}.{stage}``, and its actor is
+#: ``{stage}_booking`` (see :func:`actor_name`).
+PROCESS, CONFIRM, REJECT, NOTIFY = "process", "confirm", "reject", "notify"
+STAGES = (PROCESS, CONFIRM, REJECT, NOTIFY)
+
+
+def actor_name(stage: str) -> str:
+    """The Dramatiq actor that serves a stage's queue: ``process`` -> ``process_booking``."""
+    return f"{stage}_booking"
 
 
 class _Reader:

@@ -5,6 +5,11 @@ class ClinicError(Exception):
     """Base of every error the booking rules raise on purpose."""
 
 
+def qualified_name(kind: type[BaseException]) -> str:
+    """``module.Class``: how a failure's class is recorded on a message and shown for a dead letter."""
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
 class ConfigError(ClinicError):
     """A ``CLINIC_*`` variable has a value the clinic cannot run with."""
 
@@ -27,7 +32,11 @@ class BookingNotFound(ClinicError):
     """No booking has that id (or the caller may not see it)."""
 
 
-class DoctorUnavailable(ClinicError):
+class TransientFailure(ClinicError):
+    """A step failed this time for a reason that may pass: the pipeline retries it with backoff."""
+
+
+class DoctorUnavailable(TransientFailure):
     """The doctor-availability system did not answer this time; asking again may succeed."""
 
 

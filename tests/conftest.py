@@ -11,6 +11,7 @@ import uuid
 import pika
 import pytest
 
+from clinic.config import Settings
 from tests.support import RABBITMQ_URL, clinic_environment, delete_namespace, postgres_admin, rabbitmq_answers
 
 
@@ -28,6 +29,12 @@ def namespace(rabbitmq: str) -> str:
     name = f"t{uuid.uuid4().hex[:10]}"
     yield name
     delete_namespace(rabbitmq, name)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Two doctors, no simulated think time: what most tests of the rules need."""
+    return Settings.from_env({"CLINIC_DOCTORS": "Dr. Ana Ruiz;Dr. Luis Gómez", "CLINIC_CONFIRM_DELAY": "0"})
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.e2e.keys_support import bearer, create_key, shared_clinic
 from tests.support import PRINTED_KEY, REPO, http, slot, wait_until
+from tests.support.keys import bearer, create_key, shared_clinic
 
 
 @pytest.fixture(scope="module")

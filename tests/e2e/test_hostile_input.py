@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import pytest
 
 from api.serve import BODY_GRACE, HARD_BODY_LIMIT, IDLE_TIMEOUT
-from tests.e2e.keys_support import shared_clinic
 from tests.support import slot
+from tests.support.keys import shared_clinic
 
 # Never a real patient: if this appears in a log line or an error body, something leaked.
 MARKER = "Zorblattqueen"

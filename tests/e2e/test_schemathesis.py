@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.keys_support import create_key
 from tests.support import http
+from tests.support.keys import create_key
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 
 import pika
 
-from tests.e2e.keys_support import bearer, create_key
 from tests.support import REPO, free_port, http, slot, wait_until
+from tests.support.keys import bearer, create_key
 
 
 def clinic(env, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
@@ -106,14 +106,12 @@ def test_purge_deletes_only_after_yes_and_odd_messages_are_listed_safely(clinic_
     queue = f"{namespace}.notify.XQ"
     channel.queue_declare(queue, durable=True, arguments={"x-message-ttl": 7 * 24 * 3600 * 1000})
     channel.basic_publish("", queue, b"\xff not json")
+    # JSON, but not a Dramatiq message (no queue_name, no message_id): Dramatiq cannot decode it either
     channel.basic_publish("", queue, json.dumps({"actor_name": "notify_booking", "args": [{"x": 1}]}).encode())
     connection.close()
 
     letters = listed(clinic_env)
-    assert [(letter["actor"], letter["error"]) for letter in letters] == [
-        ("?", "undecodable message"),
-        ("notify_booking", "unknown"),
-    ]
+    assert [(letter["actor"], letter["error"]) for letter in letters] == [("?", "undecodable message")] * 2
     assert clinic(clinic_env, "dlq", "replay", "--all").stdout == ""  # nothing it can send back
     assert clinic(clinic_env, "dlq", "purge", "--queue", "notify", stdin="\n").returncode == 1
     assert len(listed(clinic_env)) == 2

@@ -1,9 +1,13 @@
 """Dead letters: the messages Dramatiq gave up on, in each stage's ``{ns}.<stage>.XQ``.
 
 Listing takes each message without acknowledging it and lets RabbitMQ requeue it when the
-channel closes, so nothing is removed. Replay republishes a message, its retry count reset, to
-its stage's queue with publisher confirms, and only then acknowledges the dead copy. Dramatiq
-keeps a dead letter for 7 days (the XQ's ``x-message-ttl``).
+channel closes, so nothing is removed. Replay sends a message again through Dramatiq's broker,
+its retry count reset, to its stage's queue (publisher confirms), and only then acknowledges the
+dead copy. Dramatiq keeps a dead letter for ``dramatiq_dead_message_ttl`` milliseconds (7 days
+unless that variable says otherwise; the XQ's ``x-message-ttl``).
+
+A message redelivered after a lost connection can die twice, so an XQ may hold two copies of one
+``message_id``: they are listed once, and replaying one drops its copies.
 
 What is shown is ids and the error's class: a traceback may quote a patient's name, so it is
 never shown.
@@ -11,7 +15,7 @@ never shown.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,15 +23,23 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import dramatiq
 import pika
 import pika.exceptions
+from dramatiq import Message
+from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL
+from dramatiq.common import q_name, xq_name
+from dramatiq.errors import DecodeError
 
+from clinic.broker import BROKER_ERRORS, parameters
+from clinic.broker.dispatch import rabbitmq_broker
 from clinic.config import STAGES, Settings
 from clinic.errors import BrokerUnavailable, DeadLetterNotFound, InvalidField
 
-BROKER_ERRORS = (pika.exceptions.AMQPError, ConnectionError, OSError)
-#: Dramatiq's ``x-message-ttl`` on every XQ: a dead letter older than this is gone.
-RETENTION_DAYS = 7
+#: How long Dramatiq keeps a dead letter: the ``x-message-ttl`` it gives every XQ, in days.
+_DAY_MS = 86_400_000
+_WHOLE_DAYS, _REST_MS = divmod(DEAD_MESSAGE_TTL, _DAY_MS)
+RETENTION_DAYS: int | float = DEAD_MESSAGE_TTL / _DAY_MS if _REST_MS else _WHOLE_DAYS
 #: At most this many dead letters are looked at per queue and call.
 LIMIT = 1000
 # Options that belong to the failed attempts; a replayed message starts without them.
@@ -52,7 +64,7 @@ def stage_of(queue: str | None, *, field: str = "queue") -> str | None:
     """The stage a ``queue`` names (``process``, ``clinic.process`` or ``clinic.process.XQ``), or None."""
     if queue is None:
         return None
-    stage = queue.removesuffix(".XQ").rsplit(".", 1)[-1] if isinstance(queue, str) else None
+    stage = q_name(queue).rsplit(".", 1)[-1] if isinstance(queue, str) else None
     if stage not in STAGES:
         raise InvalidField(field, f"must be one of {', '.join(STAGES)}")
     return stage
@@ -78,79 +90,78 @@ def replay_request(body: Any) -> tuple[str | None, str | None]:
     return stage, message_id
 
 
-def dead_letter_queue(settings: Settings, stage: str) -> str:
-    return f"{settings.queue(stage)}.XQ"
-
-
-def describe(queue: str, body: bytes) -> DeadLetter:
-    """What may be shown of one dead message: ids, actor, retries and the error's class."""
+def describe(queue: str, body: bytes) -> tuple[DeadLetter, Message | None]:
+    """What may be shown of one dead message (ids, actor, retries, the error's class), and the
+    message itself, decoded by Dramatiq (None when it cannot be)."""
     try:
-        message = json.loads(body)
-        options = message.get("options") or {}
-        actor = str(message.get("actor_name", "?"))
-        message_id = str(message.get("message_id", "?"))
-        args = message.get("args") or []
-    except (ValueError, AttributeError, TypeError):
-        return DeadLetter(queue, "?", "?", None, 0, "undecodable message", None)
-    retries = options.get("retries", 0)
-    stamp = message.get("message_timestamp")
-    return DeadLetter(
+        message = Message.decode(body)
+    except DecodeError:
+        return DeadLetter(queue, "?", "?", None, 0, "undecodable message", None), None
+    retries = message.options.get("retries", 0)
+    stamp = message.message_timestamp
+    letter = DeadLetter(
         queue=queue,
-        message_id=message_id,
-        actor=actor,
-        booking_id=_booking_id(args),
+        message_id=str(message.message_id),
+        actor=str(message.actor_name),
+        booking_id=_booking_id(message.args),
         retries=retries if isinstance(retries, int) else 0,
-        error=_error(options),
+        error=_error(message.options),
         enqueued_at=datetime.fromtimestamp(stamp / 1000, UTC).isoformat() if isinstance(stamp, int) else None,
     )
+    return letter, message
 
 
-def revived(body: bytes, queue: str) -> bytes:
+def revived(message: Message) -> Message:
     """The message as it is sent again: to its stage's queue, as if never tried."""
-    message = json.loads(body)
-    options = {k: v for k, v in (message.get("options") or {}).items() if k not in _ATTEMPT_OPTIONS}
-    message.update(queue_name=queue, options={**options, "retries": 0})
-    return json.dumps(message, separators=(",", ":")).encode("utf-8")
+    options = {k: v for k, v in message.options.items() if k not in _ATTEMPT_OPTIONS}
+    return dataclasses.replace(message, queue_name=q_name(message.queue_name), options={**options, "retries": 0})
 
 
 class DeadLetters:
     """The dead-letter queues of one namespace on the broker."""
 
-    def __init__(self, settings: Settings, *, limit: int = LIMIT) -> None:
+    def __init__(self, settings: Settings, *, broker: dramatiq.Broker | None = None, limit: int = LIMIT) -> None:
         self.settings = settings
         self.limit = limit
+        self._broker = broker
+
+    @property
+    def broker(self) -> dramatiq.Broker:
+        """Dramatiq's broker, for replays (built on first use: listing needs none)."""
+        if self._broker is None:
+            self._broker = rabbitmq_broker(self.settings)
+        return self._broker
 
     def list(self, stage: str | None = None) -> list[DeadLetter]:
-        """Every dead letter (of one stage, or of all), oldest first per queue; none is removed."""
-        found: list[DeadLetter] = []
+        """Every dead letter (of one stage, or of all), oldest first per queue, each message id
+        once; none is removed."""
+        found: dict[tuple[str, str] | int, DeadLetter] = {}
         with self._connection() as connection:
             for queue in self._queues(stage):
                 with _taking(connection, queue) as taken:
-                    found.extend(describe(queue, body) for _tag, body in taken(self.limit))
-        return found
+                    for _tag, body in taken(self.limit):
+                        letter, message = describe(queue, body)
+                        found.setdefault((queue, letter.message_id) if message else len(found), letter)
+        return list(found.values())
 
     def replay(self, *, stage: str | None = None, message_id: str | None = None) -> list[DeadLetter]:
         """Send the dead letter ``message_id`` (or, without one, all of them) back to its queue."""
         replayed: list[DeadLetter] = []
         with self._connection() as connection:
             for queue in self._queues(stage):
-                original = queue.removesuffix(".XQ")
-                with _taking(connection, queue, confirm=True) as taken:
+                sent: set[str] = set()
+                with _taking(connection, queue) as taken:
                     for tag, body in taken(self.limit):
-                        letter = describe(queue, body)
-                        if letter.actor == "?" or message_id not in (None, letter.message_id):
+                        letter, message = describe(queue, body)
+                        if message is None or message_id not in (None, letter.message_id):
                             continue
-                        taken.channel.basic_publish(
-                            exchange="",
-                            routing_key=original,
-                            body=revived(body, original),
-                            properties=pika.BasicProperties(delivery_mode=2),
-                            mandatory=True,
-                        )
-                        taken.channel.basic_ack(tag)
-                        replayed.append(letter)
-                        if message_id is not None:
-                            return replayed
+                        if letter.message_id not in sent:
+                            self._send_again(message)
+                            sent.add(letter.message_id)
+                            replayed.append(letter)
+                        taken.channel.basic_ack(tag)  # only once the copy is confirmed
+                if message_id is not None and replayed:
+                    return replayed
         if message_id is not None:
             raise DeadLetterNotFound(message_id)
         return replayed
@@ -170,17 +181,19 @@ class DeadLetters:
                     channel.close()
         return purged
 
+    def _send_again(self, message: Message) -> None:
+        try:
+            self.broker.enqueue(revived(message))
+        except (dramatiq.errors.BrokerConnectionError, *BROKER_ERRORS) as error:
+            raise BrokerUnavailable(type(error).__name__) from None
+
     def _queues(self, stage: str | None) -> list[str]:
-        return [dead_letter_queue(self.settings, name) for name in ([stage] if stage else STAGES)]
+        return [xq_name(self.settings.queue(name)) for name in ([stage] if stage else STAGES)]
 
     @contextmanager
     def _connection(self) -> Iterator[pika.BlockingConnection]:
-        parameters = pika.URLParameters(self.settings.broker_url)
-        parameters.connection_attempts = 1
-        parameters.socket_timeout = 5
-        parameters.blocked_connection_timeout = 5
         try:
-            connection = pika.BlockingConnection(parameters)
+            connection = pika.BlockingConnection(parameters(self.settings.broker_url, timeout=5))
         except BROKER_ERRORS as error:
             raise BrokerUnavailable(type(error).__name__) from None
         try:
@@ -207,7 +220,7 @@ class _Taken:
 
 
 @contextmanager
-def _taking(connection: pika.BlockingConnection, queue: str, *, confirm: bool = False) -> Iterator[_Taken]:
+def _taking(connection: pika.BlockingConnection, queue: str) -> Iterator[_Taken]:
     channel = connection.channel()
     try:
         available = channel.queue_declare(queue, passive=True).method.message_count
@@ -216,8 +229,6 @@ def _taking(connection: pika.BlockingConnection, queue: str, *, confirm: bool = 
             raise
         yield _Taken(None, queue, 0)
         return
-    if confirm:
-        channel.confirm_delivery()
     try:
         yield _Taken(channel, queue, available)
     finally:
@@ -226,7 +237,7 @@ def _taking(connection: pika.BlockingConnection, queue: str, *, confirm: bool = 
 
 
 def _booking_id(args: Any) -> str | None:
-    first = args[0] if isinstance(args, list) and args else None
+    first = args[0] if isinstance(args, list | tuple) and args else None
     if isinstance(first, dict):  # reject_unanswered_booking(message, retries): the dead message itself
         return _booking_id(first.get("args"))
     try:

@@ -5,46 +5,11 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
 import pika
-import pika.exceptions
 
-from clinic.bookings import FINAL_STATUSES, roster
-from clinic.config import Settings
-from clinic.store import Booking
-
-#: What a dropped connection or channel looks like to pika's blocking adapter.
-BROKER_ERRORS = (pika.exceptions.AMQPError, ConnectionError, OSError)
-
-
-@dataclass(frozen=True)
-class Notification:
-    """One booking outcome as subscribers receive it. ``message_id`` is the same on every
-    re-publication of the same outcome, so a subscriber can drop duplicates."""
-
-    message_id: str
-    routing_key: str
-    body: dict
-
-    def encode(self) -> bytes:
-        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def notification_for(settings: Settings, booking: Booking) -> Notification:
-    if booking.status not in FINAL_STATUSES:
-        raise ValueError(f"booking {booking.id} is {booking.status}, not final")
-    names = {doctor.id: doctor.name for doctor in roster(settings)}
-    body = {
-        "booking_id": booking.id,
-        "patient": booking.patient,
-        "slot": booking.slot.astimezone(settings.timezone).isoformat(),
-        "status": booking.status,
-        "doctor_id": booking.doctor_id,
-        "doctor": names.get(booking.doctor_id) if booking.status == "confirmed" else None,
-        "reason": booking.reason,
-    }
-    return Notification(f"{booking.id}.{booking.status}", booking.status, body)
+from clinic.broker import BROKER_ERRORS, parameters
+from clinic.lifecycle import Notification
 
 
 def declare_exchange(channel: pika.adapters.blocking_connection.BlockingChannel, exchange: str) -> None:
@@ -55,7 +20,7 @@ class Publisher:
     """Publishes persistent notifications with publisher confirms, one connection per thread."""
 
     def __init__(self, broker_url: str, exchange: str) -> None:
-        self.parameters = pika.URLParameters(broker_url)
+        self.parameters = parameters(broker_url)
         self.exchange = exchange
         self._local = threading.local()
 
@@ -112,7 +77,7 @@ def subscribe(
 
     The queue is exclusive to this subscriber and vanishes with it; ``ready`` is called once it is bound.
     """
-    connection = pika.BlockingConnection(pika.URLParameters(broker_url))
+    connection = pika.BlockingConnection(parameters(broker_url))
     try:
         channel = connection.channel()
         declare_exchange(channel, exchange)

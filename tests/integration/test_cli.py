@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from clinic.cli import api_argv, worker_argv
 from clinic.config import Settings
+from clinic.ops.cli import api_argv, worker_argv
 from tests.support import REPO
 
 COMMANDS = ["up", "api", "worker", "subscribe", "init-db", "sweep"]
@@ -73,5 +73,5 @@ def test_the_pieces_run_as_the_documented_commands():
         "api.app:get_app",
     ]
     argv = worker_argv(settings, ["confirm"])
-    assert argv[1:4] == ["-m", "dramatiq", "actors"]
+    assert argv[1:4] == ["-m", "dramatiq", "actors.worker:start"]
     assert argv[argv.index("--queues") + 1 :] == ["east.confirm"]

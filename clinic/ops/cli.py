@@ -1,4 +1,5 @@
-"""``clinic``: run the API and the workers, subscribe to outcomes, manage the schema.
+"""``clinic``: run the API and the workers, subscribe to outcomes, manage the schema, keys and
+dead letters.
 
 The pieces run as their own programs (waitress for the API, Dramatiq's CLI for the workers),
 started here by module name, so this package imports neither ``api`` nor ``actors``.
@@ -14,13 +15,17 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from clinic import store
+from dramatiq.common import xq_name
+
+from clinic import keys, store
+from clinic.bookings import FINAL_STATUSES
 from clinic.config import STAGES, Settings
 from clinic.errors import ApiKeyNotFound, BrokerUnavailable, ConfigError, DeadLetterNotFound, InvalidField
 
 logger = logging.getLogger("clinic")
 
-OUTCOMES = ("confirmed", "rejected")
+#: What ``clinic subscribe`` binds when no status is named: every outcome.
+OUTCOMES = FINAL_STATUSES
 
 
 def api_argv(settings: Settings, host: str, port: int) -> list[str]:
@@ -35,7 +40,7 @@ def worker_argv(settings: Settings, stages: Sequence[str]) -> list[str]:
         sys.executable,
         "-m",
         "dramatiq",
-        "actors",
+        "actors.worker:start",
         "--processes",
         str(settings.worker_processes),
         "--threads",
@@ -49,7 +54,7 @@ def worker_argv(settings: Settings, stages: Sequence[str]) -> list[str]:
 
 def sweeper_argv(*, once: bool = False) -> list[str]:
     """The sweeper re-sends stale bookings, so it runs on the actors' side of the code."""
-    return [sys.executable, "-m", "actors.sweeper", *(["--once"] if once else [])]
+    return [sys.executable, "-m", "clinic.ops.sweeper", *(["--once"] if once else [])]
 
 
 def open_store(settings: Settings) -> None:
@@ -59,7 +64,7 @@ def open_store(settings: Settings) -> None:
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
-    from clinic.supervisor import Supervisor
+    from clinic.ops.supervisor import Supervisor
 
     open_store(settings)
     _first_client_key()
@@ -72,8 +77,6 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 def _first_client_key() -> None:
     """On a fresh install, make the client key ``local`` and show it once, so the API can be tried at once."""
-    from clinic import keys
-
     with store.database.connection_context():
         new = keys.create_local_key()
     if new is not None:
@@ -107,15 +110,15 @@ def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
-    from clinic.notifications import subscribe
+    from clinic.broker.notifications import subscribe
 
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    keys = args.statuses or list(OUTCOMES)
+    bound = args.statuses or list(OUTCOMES)
     try:
-        ready = lambda: print(f"listening on {settings.exchange} for {', '.join(keys)}", file=sys.stderr, flush=True)
+        ready = lambda: print(f"listening on {settings.exchange} for {', '.join(bound)}", file=sys.stderr, flush=True)
         for properties, body in subscribe(
-            settings.broker_url, settings.exchange, keys, stop=lambda: bool(stopping), ready=ready
+            settings.broker_url, settings.exchange, bound, stop=lambda: bool(stopping), ready=ready
         ):
             print(json.dumps({"message_id": properties.message_id, **body}, ensure_ascii=False), flush=True)
     except KeyboardInterrupt:
@@ -124,8 +127,6 @@ def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
-    from clinic import keys
-
     open_store(settings)
     try:
         with store.database.connection_context():
@@ -139,8 +140,6 @@ def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
-    from clinic import keys
-
     open_store(settings)
     with store.database.connection_context():
         rows = [
@@ -164,8 +163,6 @@ def cmd_keys_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    from clinic import keys
-
     open_store(settings)
     try:
         with store.database.connection_context():
@@ -178,7 +175,7 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_dlq_list(settings: Settings, args: argparse.Namespace) -> int:
-    from clinic.deadletters import DeadLetters
+    from clinic.broker.deadletters import RETENTION_DAYS, DeadLetters
 
     letters = DeadLetters(settings).list(args.queue)
     if args.json:
@@ -190,12 +187,12 @@ def cmd_dlq_list(settings: Settings, args: argparse.Namespace) -> int:
             f"{letter.queue:<24}  {letter.message_id:<36}  {letter.actor:<26}  {letter.booking_id or '-':<36}  "
             f"{letter.retries:<7}  {letter.error}"
         )
-    print(f"{len(letters)} dead letter(s); Dramatiq keeps each for 7 days", file=sys.stderr)
+    print(f"{len(letters)} dead letter(s); Dramatiq keeps each for {RETENTION_DAYS:g} days", file=sys.stderr)
     return 0
 
 
 def cmd_dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
-    from clinic.deadletters import DeadLetters
+    from clinic.broker.deadletters import DeadLetters
 
     try:
         replayed = DeadLetters(settings).replay(stage=args.queue, message_id=args.id)
@@ -209,9 +206,9 @@ def cmd_dlq_replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_dlq_purge(settings: Settings, args: argparse.Namespace) -> int:
-    from clinic.deadletters import DeadLetters
+    from clinic.broker.deadletters import DeadLetters
 
-    where = settings.queue(args.queue) + ".XQ" if args.queue else f"every {settings.namespace}.*.XQ"
+    where = xq_name(settings.queue(args.queue)) if args.queue else xq_name(f"every {settings.namespace}.*")
     if not args.yes:
         print(f"This deletes every dead letter in {where} for good. Type yes to go on: ", end="", file=sys.stderr)
         sys.stderr.flush()
@@ -289,10 +286,10 @@ def make_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--once", action="store_true", help="sweep once and exit instead of every few seconds")
     sweep.set_defaults(handler=cmd_sweep)
 
-    keys = commands.add_parser("keys", help="create, list and revoke bearer API keys")
-    keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    key_parser = commands.add_parser("keys", help="create, list and revoke bearer API keys")
+    keys_commands = key_parser.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     create = keys_commands.add_parser("create", help="create a key and print it (the only time it is shown)")
-    create.add_argument("--scope", required=True, choices=("client", "admin"), help="client: bookings; admin: /admin")
+    create.add_argument("--scope", required=True, choices=keys.SCOPES, help="client: bookings; admin: /admin")
     create.add_argument("--name", required=True, help="who or what the key is for (shown in 'keys list')")
     create.set_defaults(handler=cmd_keys_create)
     listing = keys_commands.add_parser("list", help="every key: id, scope, name, when created and revoked")

@@ -7,9 +7,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from clinic import bookings, store
-from clinic.bookings import Action, Outcome
+from clinic import bookings, lifecycle, store
+from clinic.bookings import Outcome
 from clinic.errors import BookingNotFound, InvalidField
+from clinic.lifecycle import Action, Decision, decide
 from clinic.store import Booking, BookingEvent
 from tests.support import slot
 
@@ -74,32 +75,32 @@ def test_an_unknown_or_malformed_id_is_not_found(db, settings):
 
 def test_a_free_slot_goes_to_the_first_free_doctor(db, settings):
     first, second, third = (book(settings) for _ in range(3))
-    decision = bookings.decide(settings, first.id)
-    assert decision == bookings.Decision(Action.CONFIRM, doctor_id=1, slot=first.slot)
+    decision = decide(settings, first.id)
+    assert decision == Decision(Action.CONFIRM, doctor_id=1, slot=first.slot)
     assert bookings.confirm(first.id, 1) is Outcome.CHANGED
-    assert bookings.decide(settings, second.id).doctor_id == 2
+    assert decide(settings, second.id).doctor_id == 2
     assert bookings.confirm(second.id, 2) is Outcome.CHANGED
-    assert bookings.decide(settings, third.id) == bookings.Decision(Action.REJECT, reason=bookings.NO_DOCTOR_FREE)
+    assert decide(settings, third.id) == Decision(Action.REJECT, reason=lifecycle.NO_DOCTOR_FREE)
 
 
 def test_a_requested_doctor_who_is_taken_means_rejection(db, settings):
     first, second = book(settings, doctor_id=2), book(settings, doctor_id=2)
     bookings.confirm(first.id, 2)
-    assert bookings.decide(settings, second.id) == bookings.Decision(Action.REJECT, reason=bookings.SLOT_TAKEN)
+    assert decide(settings, second.id) == Decision(Action.REJECT, reason=lifecycle.SLOT_TAKEN)
 
 
 def test_a_slot_outside_the_hours_is_rejected(db, settings):
     evening = book(settings, slot=slot(18, 0))
     sunday = book(settings, slot=slot(10, 0, weekday=6))
     for booking in (evening, sunday):
-        assert bookings.decide(settings, booking.id).reason == bookings.OUTSIDE_HOURS
+        assert decide(settings, booking.id).reason == lifecycle.OUTSIDE_HOURS
 
 
 def test_a_decided_booking_is_left_alone(db, settings):
     booking = book(settings)
-    bookings.reject(booking.id, bookings.OUTSIDE_HOURS)
-    assert bookings.decide(settings, booking.id).action is Action.SKIP
-    assert bookings.decide(settings, "00000000-0000-0000-0000-000000000000").action is Action.SKIP
+    bookings.reject(booking.id, lifecycle.OUTSIDE_HOURS)
+    assert decide(settings, booking.id).action is Action.SKIP
+    assert decide(settings, "00000000-0000-0000-0000-000000000000").action is Action.SKIP
 
 
 def test_the_database_refuses_a_second_confirmation_of_a_doctors_slot(db, settings):
@@ -115,13 +116,13 @@ def test_finishing_twice_changes_nothing_the_second_time(db, settings):
     assert bookings.confirm(booking.id, 1) is Outcome.CHANGED
     updated_at = Booking.get_by_id(booking.id).updated_at
     assert bookings.confirm(booking.id, 1) is Outcome.ALREADY
-    assert bookings.reject(booking.id, bookings.SLOT_TAKEN) is Outcome.CONFLICT
+    assert bookings.reject(booking.id, lifecycle.SLOT_TAKEN) is Outcome.CONFLICT
     assert events(booking.id) == ["pending", "confirmed"]
     assert Booking.get_by_id(booking.id).updated_at == updated_at
 
     rejected = book(settings, slot=slot(11, 0))
-    assert bookings.reject(rejected.id, bookings.OUTSIDE_HOURS) is Outcome.CHANGED
-    assert bookings.reject(rejected.id, bookings.OUTSIDE_HOURS) is Outcome.ALREADY
+    assert bookings.reject(rejected.id, lifecycle.OUTSIDE_HOURS) is Outcome.CHANGED
+    assert bookings.reject(rejected.id, lifecycle.OUTSIDE_HOURS) is Outcome.ALREADY
     assert bookings.confirm(rejected.id, 1) is Outcome.CONFLICT
     assert events(rejected.id) == ["pending", "rejected"]
     assert bookings.reject("00000000-0000-0000-0000-000000000000", "x") is Outcome.MISSING

@@ -11,8 +11,8 @@ from falcon import testing
 
 from api.app import create_app
 from clinic import keys, store
+from clinic.broker.deadletters import DeadLetters
 from clinic.config import Settings
-from clinic.deadletters import DeadLetters
 from tests.support import free_port, slot
 
 

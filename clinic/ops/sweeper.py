@@ -15,21 +15,21 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from actors import process_booking, settings
-from clinic import bookings, store
+from clinic import bookings, lifecycle, store
+from clinic.broker.dispatch import Dispatcher, rabbitmq_broker
 from clinic.config import Settings
 from clinic.store import utcnow
 
 logger = logging.getLogger("clinic.sweeper")
 
 
-def sweep_once(settings: Settings, send: Callable[[str], object]) -> int:
+def sweep_once(settings: Settings, send: Callable[[lifecycle.Step], object]) -> int:
     """Re-send every stale pending booking once; return how many were sent."""
     now = utcnow()
     with store.database.connection_context():
         stale = bookings.claim_stale(now - timedelta(seconds=settings.sweep_after), now=now)
     for booking_id in stale:
-        send(booking_id)
+        send(lifecycle.accepted(booking_id))
     if stale:
         logger.warning("re-sent %d booking(s) pending longer than %ss", len(stale), settings.sweep_after)
     return len(stale)
@@ -40,8 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="sweep once and exit")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
+    # The sweeper's composition root: settings, database, and a broker that only sends.
+    settings = Settings.from_env()
+    store.connect(settings.database_url)
+    send = Dispatcher(settings, rabbitmq_broker(settings)).send
     if args.once:
-        print(sweep_once(settings, process_booking.send))
+        print(sweep_once(settings, send))
         return 0
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -50,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("sweeping every %.0fs for bookings pending longer than %ss", interval, settings.sweep_after)
     while not stop.wait(interval):
         try:
-            sweep_once(settings, process_booking.send)
+            sweep_once(settings, send)
         except Exception as error:  # broker or database down: try again next round
             logger.warning("sweep failed (%s); trying again in %.0fs", type(error).__name__, interval)
     return 0

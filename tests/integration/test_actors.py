@@ -6,13 +6,15 @@ tests/integration and tests/e2e; here the question is what each actor decides an
 
 from __future__ import annotations
 
-import importlib
-import sys
-
 import dramatiq
 import pytest
+from dramatiq.brokers.stub import StubBroker
 
-from clinic import bookings, store
+from actors.middleware import middleware_for
+from actors.pipeline import declare
+from clinic import bookings, lifecycle, store
+from clinic.availability import AvailabilitySystem
+from clinic.config import Settings
 from clinic.store import Booking, BookingEvent
 from tests.support import slot
 
@@ -27,48 +29,37 @@ class RecordingPublisher:
         self.published.append(notification)
 
 
-@pytest.fixture(scope="module")
-def actors_module():
-    """The actors bound to a StubBroker (the broker is chosen when the package is imported)."""
-    patch = pytest.MonkeyPatch()
-    for name, value in {
-        "CLINIC_STUB_BROKER": "1",
-        "CLINIC_CONFIRM_DELAY": "0",
-        "CLINIC_UNAVAILABILITY_RATE": "0",
-        "CLINIC_RETRY_MIN_BACKOFF_MS": "1",
-        "CLINIC_RETRY_MAX_BACKOFF_MS": "5",
-        "CLINIC_DOCTORS": "Dr. Ana Ruiz;Dr. Luis Gómez",
-        "CLINIC_DATABASE_URL": "sqlite:///:memory:",
-    }.items():
-        patch.setenv(name, value)
-    for loaded in [m for m in sys.modules if m == "actors" or m.startswith("actors.")]:
-        del sys.modules[loaded]
-    module = importlib.import_module("actors")
-    patch.undo()
-    yield module
-    for loaded in [m for m in sys.modules if m == "actors" or m.startswith("actors.")]:
-        del sys.modules[loaded]
-
-
 @pytest.fixture
-def pipeline(actors_module, sqlite_url, monkeypatch):
+def pipeline(sqlite_url):
+    """The actors declared on a StubBroker of their own, a real SQLite file, a recording publisher."""
+    settings = Settings.from_env(
+        {
+            "CLINIC_DOCTORS": "Dr. Ana Ruiz;Dr. Luis Gómez",
+            "CLINIC_RETRY_MIN_BACKOFF_MS": "1",
+            "CLINIC_RETRY_MAX_BACKOFF_MS": "5",
+            "CLINIC_CONFIRM_DELAY": "0",
+        }
+    )
     store.connect(sqlite_url)
     store.create_schema()
-    broker = actors_module.broker
-    broker.flush_all()
-    broker.dead_letters_by_queue.clear()
+    broker = StubBroker(middleware=middleware_for(settings))
     publisher = RecordingPublisher()
-    monkeypatch.setattr(sys.modules["actors.notify"], "publisher", publisher)
+    calendar = AvailabilitySystem(0.0)
+    actors = declare(broker, settings, calendar=calendar, publisher=publisher)
     worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=2)
     worker.start()
-    yield Pipeline(actors_module, broker, publisher)
+    yield Pipeline(settings, actors, broker, publisher, calendar)
     worker.stop()
+    broker.close()
 
 
 class Pipeline:
-    def __init__(self, module, broker, publisher):
-        self.module, self.broker, self.publisher = module, broker, publisher
-        self.settings = module.settings
+    def __init__(self, settings, actors, broker, publisher, calendar):
+        self.settings, self.actors, self.broker = settings, actors, broker
+        self.publisher, self.calendar = publisher, calendar
+
+    def send(self, actor, *args):
+        self.actors[actor].send(*args)
 
     def book(self, **fields):
         with store.database.connection_context():
@@ -76,7 +67,7 @@ class Pipeline:
 
     def run(self, booking_id=None):
         if booking_id:
-            self.module.process_booking.send(booking_id)
+            self.send("process_booking", booking_id)
         for _ in range(20):  # messages cascade from queue to queue: drain until all are quiet
             for queue in self.settings.queues:
                 self.broker.join(queue, fail_fast=False)
@@ -113,7 +104,7 @@ def test_a_taken_slot_and_a_slot_outside_hours_are_rejected_with_their_reasons(p
     pipeline.run(second)
     pipeline.run(late)
     assert pipeline.booking(first)[0].status == "confirmed"
-    for booking_id, reason in ((second, bookings.SLOT_TAKEN), (late, bookings.OUTSIDE_HOURS)):
+    for booking_id, reason in ((second, lifecycle.SLOT_TAKEN), (late, lifecycle.OUTSIDE_HOURS)):
         booking, statuses = pipeline.booking(booking_id)
         assert (booking.status, booking.reason, statuses) == ("rejected", reason, ["pending", "rejected"])
         [notification] = pipeline.notifications(booking_id)
@@ -122,13 +113,14 @@ def test_a_taken_slot_and_a_slot_outside_hours_are_rejected_with_their_reasons(p
 
 def test_a_calendar_that_never_answers_rejects_after_three_retries(pipeline, monkeypatch):
     asked = []
-    monkeypatch.setattr(pipeline.module.runtime.availability, "failure_rate", 1.0)
-    monkeypatch.setattr(pipeline.module.runtime.availability, "draw", lambda: asked.append(1) or 0.0)
+    monkeypatch.setattr(pipeline.calendar, "failure_rate", 1.0)
+    monkeypatch.setattr(pipeline.calendar, "draw", lambda: asked.append(1) or 0.0)
     booking_id = pipeline.book()
     pipeline.run(booking_id)
     booking, statuses = pipeline.booking(booking_id)
     assert len(asked) == 4  # the first attempt and three retries
     assert (booking.status, booking.reason) == ("rejected", "doctor unavailable after 3 retries")
+    assert lifecycle.DOCTOR_UNAVAILABLE == f"doctor unavailable after {lifecycle.MAX_RETRIES} retries"
     assert statuses == ["pending", "rejected"]
     [dead] = pipeline.broker.dead_letters
     assert (dead.actor_name, dead.args, dead.options["retries"]) == ("process_booking", (booking_id,), 4)
@@ -137,8 +129,8 @@ def test_a_calendar_that_never_answers_rejects_after_three_retries(pipeline, mon
 
 def test_a_calendar_that_answers_on_the_last_retry_confirms(pipeline, monkeypatch):
     answers = iter([0.0, 0.0, 0.0, 0.9])
-    monkeypatch.setattr(pipeline.module.runtime.availability, "failure_rate", 0.5)
-    monkeypatch.setattr(pipeline.module.runtime.availability, "draw", lambda: next(answers))
+    monkeypatch.setattr(pipeline.calendar, "failure_rate", 0.5)
+    monkeypatch.setattr(pipeline.calendar, "draw", lambda: next(answers))
     booking_id = pipeline.book()
     pipeline.run(booking_id)
     assert pipeline.booking(booking_id)[0].status == "confirmed"
@@ -149,7 +141,7 @@ def test_another_failure_dead_letters_the_message_but_leaves_the_booking_for_the
     def broken(doctor_id, slot):
         raise RuntimeError("calendar returned garbage")
 
-    monkeypatch.setattr(pipeline.module.runtime.availability, "check", broken)
+    monkeypatch.setattr(pipeline.calendar, "check", broken)
     booking_id = pipeline.book()
     pipeline.run(booking_id)
     booking, statuses = pipeline.booking(booking_id)
@@ -161,9 +153,9 @@ def test_another_failure_dead_letters_the_message_but_leaves_the_booking_for_the
 def test_every_actor_run_twice_on_the_same_message_changes_nothing_the_second_time(pipeline):
     booking_id = pipeline.book()
     pipeline.run(booking_id)
-    pipeline.module.process_booking.send(booking_id)
-    pipeline.module.confirm_booking.send(booking_id, 1)
-    pipeline.module.reject_booking.send(booking_id, bookings.SLOT_TAKEN)
+    pipeline.send("process_booking", booking_id)
+    pipeline.send("confirm_booking", booking_id, 1)
+    pipeline.send("reject_booking", booking_id, lifecycle.SLOT_TAKEN)
     pipeline.run()
     booking, statuses = pipeline.booking(booking_id)
     assert (booking.status, statuses) == ("confirmed", ["pending", "confirmed"])
@@ -174,8 +166,8 @@ def test_every_actor_run_twice_on_the_same_message_changes_nothing_the_second_ti
 def test_losing_the_race_for_any_doctor_tries_the_next_one(pipeline):
     first, second = pipeline.book(), pipeline.book()
     # both were decided for doctor 1 before either confirmed
-    pipeline.module.confirm_booking.send(first, 1)
-    pipeline.module.confirm_booking.send(second, 1)
+    pipeline.send("confirm_booking", first, 1)
+    pipeline.send("confirm_booking", second, 1)
     pipeline.run()
     doctors = sorted(pipeline.booking(b)[0].doctor_id for b in (first, second))
     assert doctors == [1, 2]

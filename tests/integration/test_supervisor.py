@@ -13,7 +13,7 @@ from tests.support import _parent, _processes, wait_until
 SUPERVISED = textwrap.dedent(
     """
     import sys
-    from clinic.supervisor import Supervisor
+    from clinic.ops.supervisor import Supervisor
     sys.exit(Supervisor({"one": ["sleep", "300"], "two": ["sleep", "301"]}, stop_timeout=5).run())
     """
 )

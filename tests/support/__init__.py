@@ -20,11 +20,13 @@ from typing import Any
 
 import pika
 import pika.exceptions
+from dramatiq.common import dq_name, xq_name
 
+from clinic.bookings import FINAL_STATUSES
 from clinic.config import STAGES
 
 RABBITMQ_URL = os.environ.get("CLINIC_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def rabbitmq_answers(url: str = RABBITMQ_URL) -> bool:
@@ -41,8 +43,9 @@ def delete_namespace(url: str, namespace: str) -> None:
         connection = pika.BlockingConnection(pika.URLParameters(url))
         channel = connection.channel()
         for stage in STAGES:
-            for suffix in ("", ".DQ", ".XQ"):
-                channel.queue_delete(f"{namespace}.{stage}{suffix}")
+            queue = f"{namespace}.{stage}"
+            for name in (queue, dq_name(queue), xq_name(queue)):
+                channel.queue_delete(name)
         channel.exchange_delete(f"{namespace}.notifications")
         connection.close()
 
@@ -183,7 +186,7 @@ class Clinic:
                 raise
         return self
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 120) -> None:
         def ready() -> bool:
             assert self.process.poll() is None, f"clinic up exited early:\n{self.log_text()[-3000:]}"
             try:
@@ -265,7 +268,7 @@ def _parent(pid: int) -> int:
 class Subscriber:
     """Collects notifications from the namespace's exchange in a background thread."""
 
-    def __init__(self, url: str, namespace: str, keys: tuple[str, ...] = ("confirmed", "rejected")) -> None:
+    def __init__(self, url: str, namespace: str, keys: tuple[str, ...] = FINAL_STATUSES) -> None:
         self.url, self.exchange, self.keys = url, f"{namespace}.notifications", keys
         self.received: list[tuple[pika.BasicProperties, dict]] = []
         self._stop = threading.Event()
@@ -282,7 +285,7 @@ class Subscriber:
         self._thread.join(5)
 
     def _run(self) -> None:
-        from clinic.notifications import subscribe
+        from clinic.broker.notifications import subscribe
 
         for properties, body in subscribe(
             self.url, self.exchange, self.keys, stop=self._stop.is_set, ready=self._ready.set

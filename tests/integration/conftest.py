@@ -1,12 +1,6 @@
 import pytest
 
 from clinic import store
-from clinic.config import Settings
-
-
-@pytest.fixture
-def settings() -> Settings:
-    return Settings.from_env({"CLINIC_DOCTORS": "Dr. Ana Ruiz;Dr. Luis Gómez", "CLINIC_CONFIRM_DELAY": "0"})
 
 
 @pytest.fixture

@@ -1,0 +1,51 @@
+"""The workers' Dramatiq middleware: only what the actors use."""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.middleware import Middleware, Retries, TimeLimit
+
+from clinic import store
+from clinic.config import Settings
+from clinic.errors import qualified_name
+from clinic.lifecycle import MAX_RETRIES
+
+
+class DatabaseSession(Middleware):
+    """A database connection for each message, given back afterwards (``store.open_session``)."""
+
+    def before_process_message(self, broker, message):
+        store.open_session()
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        store.close_session()
+
+    after_skip_message = after_process_message
+
+
+class FailureRecord(Middleware):
+    """Writes the failing exception's class into the message options (``error_type``), so the
+    retry-exhausted step and the dead-letter listing can tell why a message died without
+    parsing a traceback. Listed after Retries: after-hooks run in reverse order, so this runs first."""
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        if exception is not None:
+            if isinstance(exception, dramatiq.Retry) and exception.__cause__ is not None:
+                exception = exception.__cause__  # what made the actor ask for a retry
+            message.options["error_type"] = qualified_name(type(exception))
+
+
+def middleware_for(settings: Settings) -> list[Middleware]:
+    """A time limit, Retries (``MAX_RETRIES``, the configured backoff) and our two. Dramatiq's
+    AgeLimit, Callbacks, Pipelines, CurrentMessage and ShutdownNotifications serve options no
+    actor here sets, and each costs a hook call per message."""
+    return [
+        TimeLimit(),
+        Retries(
+            max_retries=MAX_RETRIES,
+            min_backoff=settings.retry_min_backoff_ms,
+            max_backoff=settings.retry_max_backoff_ms,
+        ),
+        FailureRecord(),
+        DatabaseSession(),
+    ]

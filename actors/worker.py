@@ -1,0 +1,34 @@
+"""The workers' composition root: ``dramatiq actors.worker:start`` builds the settings, broker,
+database binding and collaborators of one worker process, then declares the actors on them."""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+
+from actors.middleware import middleware_for
+from actors.pipeline import declare
+from clinic import store
+from clinic.availability import AvailabilitySystem
+from clinic.broker.dispatch import rabbitmq_broker
+from clinic.broker.notifications import Publisher
+from clinic.config import Settings
+
+
+def start() -> dramatiq.Broker:
+    """Called by Dramatiq's CLI in each worker process before it consumes."""
+    # pika reports every dropped connection with tracebacks at ERROR; Dramatiq already says the
+    # same in one line ("Consumer encountered a connection error") and reconnects.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
+    settings = Settings.from_env()
+    broker = rabbitmq_broker(settings, middleware_for(settings))
+    dramatiq.set_broker(broker)
+    store.connect(settings.database_url)
+    declare(
+        broker,
+        settings,
+        calendar=AvailabilitySystem(settings.unavailability_rate, settings.confirm_delay),
+        publisher=Publisher(settings.broker_url, settings.exchange),
+    )
+    return broker

@@ -1,0 +1,92 @@
+"""Where bookings live: the models, bound late to any ``playhouse.db_url`` database.
+
+``models`` holds the tables, ``compiled`` the hot queries built once, ``sqlite`` the SQLite
+writer queue. Binding (:func:`connect`) is an explicit step of each process's start: importing
+this package connects nothing.
+"""
+
+from __future__ import annotations
+
+import peewee
+from playhouse import db_url
+from playhouse.migrate import SchemaMigrator, migrate
+
+from clinic.store.compiled import Compiled, column_values
+from clinic.store.models import (
+    ApiKey,
+    BaseModel,
+    Booking,
+    BookingEvent,
+    IdempotencyRecord,
+    UTCDateTimeField,
+    database,
+    utcnow,
+)
+from clinic.store.sqlite import open_sqlite
+
+MODELS: list[type[BaseModel]] = [Booking, BookingEvent, ApiKey, IdempotencyRecord]
+
+__all__ = [
+    "MODELS",
+    "ApiKey",
+    "BaseModel",
+    "Booking",
+    "BookingEvent",
+    "Compiled",
+    "IdempotencyRecord",
+    "UTCDateTimeField",
+    "close_session",
+    "column_values",
+    "connect",
+    "create_schema",
+    "database",
+    "open_session",
+    "utcnow",
+]
+
+
+def connect(url: str) -> peewee.Database:
+    """Bind the models to the database at ``url`` and return it.
+
+    Connections come from a pool (Peewee's ``playhouse.pool``): each request or message still
+    opens and closes one, but closing returns it, so nothing is reconnected (and no pragma re-run)
+    per request. ``sqlite://`` and ``postgresql://`` get their pooled class; ``...+pool://`` URLs
+    and any other ``playhouse.db_url`` scheme are taken as written."""
+    scheme = url.split(":", 1)[0]
+    if scheme in ("sqlite", "sqlite+pool"):
+        options = db_url.parse(url)
+        db = open_sqlite(options.pop("database"), **options)
+    elif scheme in ("postgres", "postgresql"):
+        db = db_url.connect(scheme + "+pool" + url[len(scheme) :], max_connections=None, stale_timeout=300)
+    else:
+        db = db_url.connect(url)
+    database.initialize(db)
+    return db
+
+
+def open_session() -> None:
+    """Take a connection for one request or message (Peewee's connection-per-unit-of-work recipe)."""
+    database.connect(reuse_if_open=True)
+
+
+def close_session() -> None:
+    """Give the unit of work's connection back, so none outlives it or crosses threads."""
+    if not database.is_closed():
+        database.close()
+
+
+def create_schema() -> None:
+    """Create missing tables, columns and indexes; safe to run any number of times."""
+    with database.connection_context():
+        with database.atomic():
+            database.create_tables(MODELS, safe=True)
+            _add_missing_columns()
+
+
+def _add_missing_columns() -> None:
+    migrator = SchemaMigrator.from_database(database.obj)
+    for model in MODELS:
+        table = model._meta.table_name
+        present = {column.name for column in database.get_columns(table)}
+        missing = [f for f in model._meta.sorted_fields if f.column_name not in present]
+        migrate(*(migrator.add_column(table, f.column_name, f) for f in missing))

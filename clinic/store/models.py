@@ -1,0 +1,104 @@
+"""The tables: Peewee models bound late, through ``database``, to any ``playhouse.db_url`` database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import peewee
+
+#: Bound to the real database by :func:`connect`; the models never name a backend.
+database = peewee.DatabaseProxy()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTimeField(peewee.DateTimeField):
+    """Stores aware datetimes as naive UTC, hands back aware UTC datetimes."""
+
+    def db_value(self, value: datetime | None):
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return super().db_value(value)
+
+    def python_value(self, value):
+        value = super().python_value(value)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+
+
+class Booking(BaseModel):
+    """One patient's request for one slot; ``status`` moves from pending to a final state once."""
+
+    id = peewee.CharField(max_length=36, primary_key=True)
+    patient = peewee.TextField()
+    slot = UTCDateTimeField(index=True)
+    requested_doctor_id = peewee.IntegerField(null=True)
+    doctor_id = peewee.IntegerField(null=True)
+    status = peewee.CharField(max_length=16, default="pending")
+    reason = peewee.TextField(null=True)
+    owner = peewee.CharField(max_length=64, null=True, index=True)
+    swept_at = UTCDateTimeField(null=True)  # when the sweeper last re-sent it
+    created_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "booking"
+        indexes = ((("status", "updated_at"), False),)
+
+
+# The guard against double booking lives in the database, not in a check-then-write:
+# at most one confirmed booking per doctor and slot, on SQLite and PostgreSQL alike.
+Booking.add_index(Booking.index(Booking.doctor_id, Booking.slot, unique=True, where=(Booking.status == "confirmed")))
+
+
+class BookingEvent(BaseModel):
+    """One status change of a booking; a booking enters each status at most once."""
+
+    booking = peewee.ForeignKeyField(Booking, backref="events", on_delete="CASCADE", column_name="booking_id")
+    status = peewee.CharField(max_length=16)
+    reason = peewee.TextField(null=True)
+    at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "booking_event"
+        indexes = ((("booking", "status"), True),)
+
+
+class ApiKey(BaseModel):
+    """A bearer API key: only the SHA-256 of its secret is kept; ``revoked_at`` ends it for good."""
+
+    id = peewee.CharField(max_length=16, primary_key=True)
+    name = peewee.CharField(max_length=100)
+    scope = peewee.CharField(max_length=16)
+    secret_hash = peewee.CharField(max_length=64)
+    created_at = UTCDateTimeField()
+    revoked_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_key"
+        indexes = ((("scope", "revoked_at"), False),)
+
+
+class IdempotencyRecord(BaseModel):
+    """The answer given to one ``Idempotency-Key`` of one owner ('' when open), stored in the
+    same transaction as the booking it created; the unique key decides concurrent duplicates."""
+
+    owner = peewee.CharField(max_length=64)
+    key = peewee.CharField(max_length=255)
+    fingerprint = peewee.CharField(max_length=64)
+    booking = peewee.ForeignKeyField(Booking, on_delete="CASCADE", column_name="booking_id")
+    response_status = peewee.IntegerField()
+    response_body = peewee.TextField()
+    created_at = UTCDateTimeField(index=True)
+
+    class Meta:
+        table_name = "idempotency_record"
+        indexes = ((("owner", "key"), True),)

@@ -1,0 +1,139 @@
+"""Every step of the booking lifecycle, with an in-memory booking store: no database, no broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from clinic import lifecycle
+from clinic.availability import AvailabilitySystem
+from clinic.bookings import CONFIRMED, PENDING, REJECTED, Outcome
+from clinic.config import CONFIRM, NOTIFY, PROCESS, REJECT
+from clinic.errors import DoctorUnavailable, qualified_name
+from clinic.lifecycle import STOP, Step
+
+MONDAY_10 = datetime(2030, 1, 7, 10, 0, tzinfo=UTC)
+MONDAY_20 = datetime(2030, 1, 7, 20, 0, tzinfo=UTC)
+
+
+@dataclass
+class FakeBooking:
+    id: str
+    slot: datetime
+    requested_doctor_id: int | None = None
+    doctor_id: int | None = None
+    status: str = PENDING
+    reason: str | None = None
+    patient: str = "Ana Pérez"
+
+
+class FakeBookings:
+    """The BookingStore contract in memory, with the database's one-confirmation-per-slot rule."""
+
+    def __init__(self, *bookings: FakeBooking) -> None:
+        self.rows = {booking.id: booking for booking in bookings}
+
+    def load(self, booking_id):
+        return self.rows.get(booking_id)
+
+    def doctors_taken_at(self, slot):
+        return {b.doctor_id for b in self.rows.values() if b.slot == slot and b.status == CONFIRMED}
+
+    def confirm(self, booking_id, doctor_id):
+        return self._finish(booking_id, CONFIRMED, doctor_id=doctor_id)
+
+    def reject(self, booking_id, reason):
+        return self._finish(booking_id, REJECTED, reason=reason)
+
+    def _finish(self, booking_id, status, **changes):
+        booking = self.rows.get(booking_id)
+        if booking is None:
+            return Outcome.MISSING
+        if booking.status != PENDING:
+            return Outcome.ALREADY if booking.status == status else Outcome.CONFLICT
+        if status == CONFIRMED and changes["doctor_id"] in self.doctors_taken_at(booking.slot):
+            return Outcome.CONFLICT
+        booking.status = status
+        for name, value in changes.items():
+            setattr(booking, name, value)
+        return Outcome.CHANGED
+
+
+class Calendar(AvailabilitySystem):
+    def __init__(self, answers: bool = True) -> None:
+        super().__init__(0.0 if answers else 1.0, draw=lambda: 0.0)
+
+
+def test_an_accepted_booking_goes_to_the_processor():
+    assert lifecycle.accepted("b1") == Step(PROCESS, ("b1",))
+
+
+def test_a_free_slot_goes_to_the_confirmer_with_the_first_free_doctor(settings):
+    books = FakeBookings(FakeBooking("taken", MONDAY_10, doctor_id=1, status=CONFIRMED), FakeBooking("b1", MONDAY_10))
+    assert lifecycle.process(settings, "b1", Calendar(), books=books) == Step(CONFIRM, ("b1", 2))
+
+
+@pytest.mark.parametrize(
+    "booking, reason",
+    [
+        (FakeBooking("b1", MONDAY_20), lifecycle.OUTSIDE_HOURS),
+        (FakeBooking("b1", MONDAY_10, requested_doctor_id=1), lifecycle.SLOT_TAKEN),
+    ],
+)
+def test_a_slot_that_cannot_be_had_goes_to_the_rejector_with_its_reason(settings, booking, reason):
+    books = FakeBookings(FakeBooking("taken", MONDAY_10, doctor_id=1, status=CONFIRMED), booking)
+    assert lifecycle.process(settings, "b1", Calendar(), books=books) == Step(REJECT, ("b1", reason))
+
+
+def test_no_free_doctor_is_its_own_reason(settings):
+    taken = [FakeBooking(f"t{d}", MONDAY_10, doctor_id=d, status=CONFIRMED) for d in (1, 2)]
+    books = FakeBookings(*taken, FakeBooking("b1", MONDAY_10))
+    assert lifecycle.process(settings, "b1", Calendar(), books=books) == Step(REJECT, ("b1", lifecycle.NO_DOCTOR_FREE))
+
+
+def test_a_calendar_that_does_not_answer_raises_for_a_retry(settings):
+    with pytest.raises(DoctorUnavailable):
+        lifecycle.process(settings, "b1", Calendar(answers=False), books=FakeBookings(FakeBooking("b1", MONDAY_10)))
+
+
+def test_a_decided_or_unknown_booking_stops_the_processor(settings):
+    books = FakeBookings(FakeBooking("b1", MONDAY_10, status=REJECTED))
+    assert lifecycle.process(settings, "b1", Calendar(), books=books) is STOP
+    assert lifecycle.process(settings, "nope", Calendar(), books=books) is STOP
+
+
+def test_a_confirmation_goes_to_the_notifier_even_when_an_earlier_delivery_made_it():
+    books = FakeBookings(FakeBooking("b1", MONDAY_10))
+    assert lifecycle.confirm("b1", 1, Calendar(), books=books) == Step(NOTIFY, ("b1",))
+    assert lifecycle.confirm("b1", 1, Calendar(), books=books) == Step(NOTIFY, ("b1",))
+    assert books.load("b1").status == CONFIRMED
+
+
+def test_losing_the_race_decides_again_when_any_doctor_will_do_and_rejects_when_one_was_asked():
+    taken = FakeBooking("taken", MONDAY_10, doctor_id=1, status=CONFIRMED)
+    books = FakeBookings(taken, FakeBooking("any", MONDAY_10), FakeBooking("asked", MONDAY_10, requested_doctor_id=1))
+    assert lifecycle.confirm("any", 1, Calendar(), books=books) == Step(PROCESS, ("any",))
+    assert lifecycle.confirm("asked", 1, Calendar(), books=books) == Step(REJECT, ("asked", lifecycle.SLOT_TAKEN))
+
+
+def test_a_rejection_is_announced_once_it_is_recorded_and_a_confirmed_booking_is_not_rejected():
+    books = FakeBookings(FakeBooking("b1", MONDAY_10), FakeBooking("b2", MONDAY_10, status=CONFIRMED, doctor_id=1))
+    assert lifecycle.reject("b1", lifecycle.SLOT_TAKEN, books=books) == Step(NOTIFY, ("b1",))
+    assert lifecycle.reject("b2", lifecycle.SLOT_TAKEN, books=books) is STOP
+    assert lifecycle.reject("missing", lifecycle.SLOT_TAKEN, books=books) is STOP
+
+
+def test_only_a_calendar_that_never_answered_rejects_after_the_last_retry():
+    unanswered = lifecycle.retries_exhausted("b1", qualified_name(DoctorUnavailable))
+    assert unanswered == Step(REJECT, ("b1", f"doctor unavailable after {lifecycle.MAX_RETRIES} retries"))
+    assert lifecycle.retries_exhausted("b1", "builtins.RuntimeError") is STOP
+
+
+def test_the_notification_is_the_final_outcome_with_a_stable_message_id(settings):
+    books = FakeBookings(FakeBooking("b1", MONDAY_10, doctor_id=2, status=CONFIRMED), FakeBooking("b2", MONDAY_10))
+    notice = lifecycle.notification(settings, "b1", books=books)
+    assert (notice.message_id, notice.routing_key) == ("b1.confirmed", "confirmed")
+    assert notice.body["doctor"] == "Dr. Luis Gómez"
+    assert lifecycle.notification(settings, "b2", books=books) is None  # still pending: nothing to say
