@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import falcon
@@ -11,9 +12,11 @@ import pika
 from api import errors, media
 from api.admin import DeadLetterCollection, DeadLetterReplay
 from api.auth import Authentication
-from api.openapi import openapi_document
+from api.contract import BodyLimit, BodyValidation
+from api.openapi import example_slots
+from api.ratelimit import RateLimiter, TokenBuckets
 from api.resources import BookingCollection, BookingItem, DoctorCollection, Health, OpenAPIDocument
-from clinic import keys, lifecycle, store
+from clinic import lifecycle, store
 from clinic.broker import parameters
 from clinic.broker.deadletters import DeadLetters
 from clinic.broker.dispatch import Dispatcher, rabbitmq_broker
@@ -49,27 +52,37 @@ def create_app(
     dispatch: Callable[[str], None],
     checks: dict[str, Callable[[], None]] | None = None,
     dead_letters: DeadLetters | None = None,
-    client_keys_exist: Callable[[], bool] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> falcon.App:
-    """Build the API around a dispatcher that hands a booking id to the processor.
-
-    ``client_keys_exist`` decides whether the booking endpoints need a client key; by default
-    the database is asked at most every few seconds (``keys.ClientKeysExist``)."""
-    authentication = Authentication(client_keys_exist or keys.ClientKeysExist())
-    app = falcon.App(middleware=[DatabaseSession(), authentication])
+    """Build the API around a dispatcher that hands a booking id to the processor. The settings
+    decide the access mode (``open_access``) and the per-key rate limit."""
+    buckets = TokenBuckets(settings.rate_limit, clock=clock) if settings.rate_limit else None
+    app = falcon.App(
+        middleware=[
+            DatabaseSession(),
+            BodyLimit(),
+            Authentication(open_access=settings.open_access),
+            RateLimiter(buckets),
+            BodyValidation(),
+        ]
+    )
     errors.install(app)
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.media_handlers = media.handlers()
     dead_letters = dead_letters or DeadLetters(settings)
     if checks is None:
         checks = {"database": database_check, "broker": broker_check(settings.broker_url)}
-    app.add_route("/book", BookingCollection(settings, dispatch))
-    app.add_route("/booking/{booking_id}", BookingItem(settings))
-    app.add_route("/doctors", DoctorCollection(settings))
-    app.add_route("/health", Health(checks))
-    app.add_route("/openapi.json", OpenAPIDocument(openapi_document(settings)))
-    app.add_route("/admin/dead-letters", DeadLetterCollection(dead_letters))
-    app.add_route("/admin/dead-letters/replay", DeadLetterReplay(dead_letters))
+    routes: dict[str, object] = {
+        "/book": BookingCollection(settings, dispatch, slot_examples=example_slots(settings)),
+        "/booking/{booking_id}": BookingItem(settings),
+        "/doctors": DoctorCollection(settings),
+        "/health": Health(checks),
+        "/admin/dead-letters": DeadLetterCollection(dead_letters),
+        "/admin/dead-letters/replay": DeadLetterReplay(dead_letters),
+    }
+    routes["/openapi.json"] = OpenAPIDocument(settings, routes)
+    for path, resource in routes.items():
+        app.add_route(path, resource)
     return app
 
 
@@ -83,12 +96,10 @@ def get_app() -> falcon.App:
     dispatcher = Dispatcher(settings, broker)
     store.connect(settings.database_url)
     store.create_schema()
-    with store.database.connection_context():
-        closed = keys.client_keys_exist()
-    if not closed:
+    if settings.open_access:
         logger.warning(
-            "No client API key exists: POST /book and GET /booking/{id} are open to anyone. "
-            "Create one with 'clinic keys create --scope client --name NAME' before exposing this API."
+            "CLINIC_OPEN_ACCESS=1: POST /book and GET /booking/{id} answer requests without a client key. "
+            "This is for development only; unset it before exposing this API."
         )
     return create_app(
         settings,

@@ -1,13 +1,17 @@
-"""Domain errors mapped to HTTP once, and every error body written as JSON."""
+"""Domain errors mapped to HTTP once, and every error written by one serializer as an RFC 9457
+problem detail (``application/problem+json``: ``type``, ``title``, ``status``, ``detail``, and
+``field`` or ``header`` when one of them is at fault)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import traceback
+from http import HTTPStatus
 
 import falcon
+import msgspec
 
+from api.bodies import Problem
 from clinic.errors import (
     BookingNotFound,
     BrokerUnavailable,
@@ -21,59 +25,97 @@ from clinic.errors import (
 
 logger = logging.getLogger(__name__)
 
+PROBLEM_JSON = "application/problem+json"
+#: Problem types of this API; a status that says it all is ``about:blank``.
+TYPE_PREFIX = "urn:clinic:problem:"
+_encoder = msgspec.json.Encoder()
+
+
+def phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    title: str | None = None,
+    field: str | None = None,
+    header: str | None = None,
+) -> bytes:
+    """The encoded problem; ``kind`` names one of our problem types, else the type is about:blank
+    and the title is the status's phrase (as RFC 9457 asks)."""
+    body = Problem(
+        type=TYPE_PREFIX + kind if kind else "about:blank",
+        title=(title or phrase(status)) if kind else phrase(status),
+        status=status,
+        detail=detail,
+        field=msgspec.UNSET if field is None else field,
+        header=msgspec.UNSET if header is None else header,
+    )
+    return _encoder.encode(body)
+
+
+class ProblemError(falcon.HTTPError):
+    """An HTTP error with a problem type of ours and, where one is at fault, a field or a header."""
+
+    def __init__(
+        self,
+        status: str,
+        detail: str,
+        *,
+        kind: str | None = None,
+        title: str | None = None,
+        field: str | None = None,
+        header: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, title=title, description=detail, headers=headers)
+        self.kind, self.field, self.header = kind, field, header
+
 
 def serialize_error(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
-    """Every error is JSON, whatever the client's Accept header says."""
-    resp.data = json.dumps(error.to_dict()).encode("utf-8")
-    resp.content_type = falcon.MEDIA_JSON
+    """Every error, ours or Falcon's (404, 405, 415...), is a problem, whatever the Accept header says."""
+    status = error.status_code
+    if isinstance(error, ProblemError):
+        resp.data = problem_body(
+            status, error.description, kind=error.kind, title=error.title, field=error.field, header=error.header
+        )
+    else:
+        resp.data = problem_body(status, error.description or _DEFAULT_DETAIL.get(status, phrase(status)))
+    resp.content_type = PROBLEM_JSON
     resp.append_header("Vary", "Accept")
 
 
-class FieldError(falcon.HTTPError):
-    """A 4xx whose body names the offending field: ``{"title", "description", "field"}``."""
-
-    def __init__(self, status: str, title: str, field: str, problem: str) -> None:
-        super().__init__(status, title=title, description=f"{field} {problem}")
-        self.field = field
-
-    def to_dict(self, obj_type=dict):
-        body = super().to_dict(obj_type)
-        body["field"] = self.field
-        return body
+_DEFAULT_DETAIL = {
+    404: "nothing is at this path",
+    405: "this path does not answer that method (see Allow)",
+}
 
 
-class InvalidFieldError(FieldError):
+class InvalidFieldError(ProblemError):
     """422: a field is missing, of the wrong type or breaks a booking rule."""
 
     def __init__(self, field: str, problem: str) -> None:
-        super().__init__(falcon.HTTP_422, "Invalid field", field, problem)
+        super().__init__(
+            falcon.HTTP_422, f"{field} {problem}", kind="invalid-field", title="Invalid field", field=field
+        )
 
 
-def body_too_large(limit: int) -> falcon.HTTPContentTooLarge:
-    """The 413 for a body over ``limit`` bytes, whether its Content-Length or its reading says so."""
-    return falcon.HTTPContentTooLarge(
-        title="Request body too large", description=f"the body must be at most {limit} bytes"
-    )
-
-
-class BadBody(FieldError):
+class BadBody(ProblemError):
     """400 for a body that is not JSON the API can read; ``field`` is ``body``."""
 
     def __init__(self, problem: str) -> None:
-        super().__init__(falcon.HTTP_400, "Invalid body", "body", problem)
+        super().__init__(falcon.HTTP_400, f"body {problem}", kind="invalid-body", title="Invalid body", field="body")
 
 
-class InvalidHeaderError(falcon.HTTPError):
-    """A 4xx whose body names the offending request header: ``{"title", "description", "header"}``."""
-
-    def __init__(self, status: str, title: str, header: str, description: str, **kwargs) -> None:
-        super().__init__(status, title=title, description=description, **kwargs)
-        self.header = header
-
-    def to_dict(self, obj_type=dict):
-        body = super().to_dict(obj_type)
-        body["header"] = self.header
-        return body
+def body_too_large(limit: int) -> ProblemError:
+    """The 413 for a body over ``limit`` bytes, whether its Content-Length or its reading says so."""
+    return ProblemError(falcon.HTTP_413, f"the body must be at most {limit} bytes")
 
 
 def invalid_field(req, resp, error: InvalidField, params) -> None:
@@ -81,47 +123,48 @@ def invalid_field(req, resp, error: InvalidField, params) -> None:
 
 
 def invalid_header(req, resp, error: InvalidHeader, params) -> None:
-    raise InvalidHeaderError(falcon.HTTP_400, "Invalid header", error.header, f"{error.header} {error.problem}")
+    detail = f"{error.header} {error.problem}"
+    raise ProblemError(falcon.HTTP_400, detail, kind="invalid-header", title="Invalid header", header=error.header)
 
 
 def not_authenticated(req, resp, error: NotAuthenticated, params) -> None:
     challenge = 'Bearer realm="clinic"'
     if req.get_header("Authorization"):
         challenge += ', error="invalid_token"'
-    raise falcon.HTTPUnauthorized(title="Unauthorized", description=error.problem, challenges=[challenge])
+    raise ProblemError(falcon.HTTP_401, error.problem, headers={"WWW-Authenticate": challenge})
 
 
 def idempotency_key_reused(req, resp, error: IdempotencyKeyReused, params) -> None:
-    raise InvalidHeaderError(
+    raise ProblemError(
         falcon.HTTP_422,
-        "Idempotency key reused",
-        "Idempotency-Key",
         "Idempotency-Key was already used with a different request body",
+        kind="idempotency-key-reused",
+        title="Idempotency key reused",
+        header="Idempotency-Key",
     )
 
 
 def idempotency_conflict(req, resp, error: IdempotencyConflict, params) -> None:
-    raise InvalidHeaderError(
+    raise ProblemError(
         falcon.HTTP_409,
-        "Request in progress",
-        "Idempotency-Key",
         "a request with this Idempotency-Key is being handled; ask again",
+        kind="request-in-progress",
+        title="Request in progress",
+        header="Idempotency-Key",
         headers={"Retry-After": "1"},
     )
 
 
 def dead_letter_not_found(req, resp, error: DeadLetterNotFound, params) -> None:
-    raise falcon.HTTPNotFound(title="Not found", description="no dead letter has that message id")
+    raise ProblemError(falcon.HTTP_404, "no dead letter has that message id")
 
 
 def broker_unavailable(req, resp, error: BrokerUnavailable, params) -> None:
-    raise falcon.HTTPServiceUnavailable(
-        title="Broker unavailable", description="RabbitMQ does not answer", retry_after=5
-    )
+    raise ProblemError(falcon.HTTP_503, "RabbitMQ does not answer; ask again later", headers={"Retry-After": "5"})
 
 
 def booking_not_found(req, resp, error: BookingNotFound, params) -> None:
-    raise falcon.HTTPNotFound(title="Not found", description="no such booking")
+    raise ProblemError(falcon.HTTP_404, "no such booking")
 
 
 def unexpected(req, resp, error: Exception, params) -> None:
@@ -134,7 +177,7 @@ def unexpected(req, resp, error: Exception, params) -> None:
         f"{frame.name}@{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}" for frame in frames[::-1][:6]
     )
     logger.error("Unhandled %s in %s %s at %s", type(error).__name__, req.method, req.uri_template, where)
-    raise falcon.HTTPInternalServerError(title="Internal error", description="the request could not be completed")
+    raise ProblemError(falcon.HTTP_500, "the request could not be completed")
 
 
 def install(app: falcon.App) -> None:

@@ -1,64 +1,44 @@
-"""The OpenAPI 3 description of the API, served at ``/openapi.json`` and fuzzed by the tests."""
+"""The OpenAPI 3.1 document, generated from the routes' ``Operation`` objects and the msgspec types
+that also validate the bodies; served at ``/openapi.json`` and fuzzed by the tests."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
-from clinic.bookings import PATIENT_MAX_LENGTH
-from clinic.broker.deadletters import RETENTION_DAYS
-from clinic.config import MAX_REQUEST_BODY_BYTES, STAGES, Settings
-from clinic.idempotency import KEY_MAX_LENGTH
+import msgspec
 
-_ERROR = {
-    "type": "object",
-    "required": ["title"],
-    "properties": {
-        "title": {"type": "string"},
-        "description": {"type": "string"},
-        "field": {"type": "string", "description": "the request field that is wrong (`body` for unreadable JSON)"},
-        "header": {"type": "string", "description": "the request header that is wrong"},
+from api.bodies import Problem
+from api.contract import Operation, Reply
+from api.errors import PROBLEM_JSON
+from clinic import keys
+from clinic.config import Settings
+
+_REF = "#/components/schemas/{name}"
+
+# Answers every operation of a kind gives, so an endpoint declares only its own.
+_BODY_ERRORS = (
+    Reply(400, "The body is not JSON the API reads (empty, invalid UTF-8 or JSON, duplicate keys); `field` is body"),
+    Reply(413, "The body is too large"),
+    Reply(415, "The body is not application/json"),
+    Reply(422, "A field is missing, of the wrong type or breaks a rule; `field` names it"),
+)
+_UNAUTHORIZED = Reply(401, "No valid key of the needed scope", headers={"WWW-Authenticate": "`Bearer realm=...`"})
+_RATE_LIMITED = Reply(429, "Too many requests with this key; ask again after Retry-After", headers={"Retry-After": ""})
+_SCHEMES = {
+    keys.CLIENT: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A client key (`clinic keys create --scope client`); a booking belongs to the key that made it.",
+    },
+    keys.ADMIN: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An admin key (`clinic keys create --scope admin`); every /admin path needs one.",
     },
 }
-
-
-def _error(description: str) -> dict:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-_UNAUTHORIZED = {
-    "description": "No valid key of the needed scope; `WWW-Authenticate: Bearer` says so",
-    "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-}
-_UNAVAILABLE = {
-    "description": "RabbitMQ does not answer; ask again after `Retry-After` seconds",
-    "headers": {"Retry-After": {"schema": {"type": "string"}}},
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-}
-_JSON_BODY_ERRORS = {
-    "400": _error("The body is not JSON the API reads (empty, invalid UTF-8 or JSON, duplicate keys); `field` is body"),
-    "413": _error(f"The body is larger than {MAX_REQUEST_BODY_BYTES // 1024} KiB"),
-    "415": _error("The body is not application/json"),
-}
-_CLIENT = [{"clientKey": []}]
-_ADMIN = [{"adminKey": []}]
-
-_DEAD_LETTER = {
-    "type": "object",
-    "required": ["queue", "message_id", "actor", "booking_id", "retries", "error", "enqueued_at"],
-    "properties": {
-        "queue": {"type": "string", "description": "the dead-letter queue, `{namespace}.{stage}.XQ`"},
-        "message_id": {"type": "string"},
-        "actor": {"type": "string"},
-        "booking_id": {"type": ["string", "null"]},
-        "retries": {"type": "integer"},
-        "error": {"type": "string", "description": "the class of the last error (never its message)"},
-        "enqueued_at": {"type": ["string", "null"], "format": "date-time"},
-    },
-}
+_SCHEME_NAMES = {keys.CLIENT: "clientKey", keys.ADMIN: "adminKey"}
 
 
 def example_slots(settings: Settings, now: datetime | None = None) -> list[str]:
@@ -72,18 +52,25 @@ def example_slots(settings: Settings, now: datetime | None = None) -> list[str]:
             start = -(-period.opens // grid) * grid
             local = datetime(day.year, day.month, day.day, start // 60, start % 60, tzinfo=settings.timezone)
             if period.weekday == day.weekday() and settings.hours.covers(local, grid):
-                return [local.strftime("%Y-%m-%d %H:%M"), local.isoformat()]
+                return [local.strftime("%Y-%m-%d %H:%M"), local.isoformat(timespec="minutes")]
     return []
 
 
-def openapi_document(settings: Settings) -> dict:
-    booking_properties = {
-        "booking_id": {"type": "string", "format": "uuid"},
-        "status": {"type": "string", "enum": ["pending", "confirmed", "rejected"]},
-        "patient": {"type": "string"},
-        "slot": {"type": "string", "description": "ISO 8601 in the clinic's zone, with its offset"},
-        "doctor_id": {"type": ["integer", "null"]},
-    }
+def openapi_document(settings: Settings, routes: Mapping[str, object]) -> dict:
+    """The document of ``routes`` (path -> resource) as this server runs: its access mode decides
+    whether the booking endpoints' security is optional, its rate limit whether 429 is an answer."""
+    types: list[Any] = [Problem]
+    for resource in routes.values():
+        for operation in resource.operations.values():
+            types.extend(t for t in (operation.body, *(reply.body for reply in operation.replies)) if t is not None)
+    inline, components = msgspec.json.schema_components(types, ref_template=_REF)
+    schema_of = {id(t): schema for t, schema in zip(types, inline, strict=True)}
+
+    paths: dict[str, dict] = {}
+    for path, resource in routes.items():
+        scope = getattr(resource, "scope", None)
+        for method, operation in resource.operations.items():
+            paths.setdefault(path, {})[method] = _operation(operation, scope, settings, schema_of)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -91,290 +78,53 @@ def openapi_document(settings: Settings) -> dict:
             "version": "1.0.0",
             "description": (
                 "Book medical appointments. A booking is accepted at once as pending and decided "
-                "asynchronously; poll GET /booking/{booking_id} or subscribe to notifications."
+                "asynchronously; poll GET /booking/{booking_id} or subscribe to notifications. "
+                "Every error is an RFC 9457 problem (application/problem+json)."
             ),
         },
-        "paths": {
-            "/book": {
-                "post": {
-                    "summary": "Request a booking",
-                    "operationId": "requestBooking",
-                    "security": _CLIENT,
-                    "parameters": [
-                        {
-                            "name": "Idempotency-Key",
-                            "in": "header",
-                            "required": False,
-                            "description": (
-                                "Makes the request safe to repeat for 24 hours: the same key with the same body "
-                                "answers the first booking again (with `Idempotent-Replayed: true`), with another "
-                                "body 422, while the first is still being stored 409"
-                            ),
-                            "schema": {
-                                "type": "string",
-                                "minLength": 1,
-                                "maxLength": KEY_MAX_LENGTH,
-                                "pattern": "^[!-~]+$",
-                            },
-                        }
-                    ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BookingRequest"}}},
-                    },
-                    "responses": {
-                        "202": {
-                            "description": "Accepted as pending; the outcome is decided asynchronously",
-                            "headers": {
-                                "Location": {"schema": {"type": "string"}, "description": "/booking/{booking_id}"},
-                                "Idempotent-Replayed": {
-                                    "schema": {"type": "string", "enum": ["true"]},
-                                    "description": "present when this is the stored answer to an earlier request",
-                                },
-                            },
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Booking"}}},
-                        },
-                        **_JSON_BODY_ERRORS,
-                        "401": _UNAUTHORIZED,
-                        "409": _error("A request with the same Idempotency-Key is being handled; ask again"),
-                        "422": _error(
-                            "A field is missing, of the wrong type or breaks a booking rule (`field` names it), "
-                            "or the Idempotency-Key was used with another body (`header` names it)"
-                        ),
-                    },
-                }
-            },
-            "/booking/{booking_id}": {
-                "get": {
-                    "summary": "A booking with its status history",
-                    "operationId": "getBooking",
-                    "security": _CLIENT,
-                    "parameters": [
-                        {"name": "booking_id", "in": "path", "required": True, "schema": {"type": "string"}}
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "The booking",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BookingDetail"}}},
-                        },
-                        "401": _UNAUTHORIZED,
-                        "404": _error("No booking has that id, or it is another client's"),
-                    },
-                }
-            },
-            "/doctors": {
-                "get": {
-                    "summary": "The clinic's doctors",
-                    "operationId": "listDoctors",
-                    "responses": {
-                        "200": {
-                            "description": "The roster",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Roster"}}},
-                        }
-                    },
-                }
-            },
-            "/health": {
-                "get": {
-                    "summary": "Whether the database and the broker answer",
-                    "operationId": "health",
-                    "responses": {
-                        "200": {
-                            "description": "Both answer",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
-                        },
-                        "503": {
-                            "description": "One does not; `failing` names it",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}},
-                        },
-                    },
-                }
-            },
-            "/admin/dead-letters": {
-                "get": {
-                    "summary": "The dead letters, left where they are",
-                    "description": f"Dramatiq keeps a dead letter for {RETENTION_DAYS} days.",
-                    "operationId": "listDeadLetters",
-                    "security": _ADMIN,
-                    "parameters": [
-                        {
-                            "name": "queue",
-                            "in": "query",
-                            "required": False,
-                            "description": "only this stage's dead letters (default: every stage)",
-                            "schema": {"type": "string", "enum": list(STAGES)},
-                        }
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "What sits in every `{namespace}.{stage}.XQ`",
-                            "content": {
-                                "application/json": {"schema": {"$ref": "#/components/schemas/DeadLetterList"}}
-                            },
-                        },
-                        "401": _UNAUTHORIZED,
-                        "422": _error("`queue` is not a stage; `field` names it"),
-                        "503": _UNAVAILABLE,
-                    },
-                }
-            },
-            "/admin/dead-letters/replay": {
-                "post": {
-                    "summary": "Send dead letters back to their queue, retry count reset",
-                    "operationId": "replayDeadLetters",
-                    "security": _ADMIN,
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReplayRequest"}}},
-                    },
-                    "responses": {
-                        "200": {
-                            "description": "The dead letters sent back",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Replayed"}}},
-                        },
-                        **_JSON_BODY_ERRORS,
-                        "401": _UNAUTHORIZED,
-                        "404": _error("No dead letter has that message id"),
-                        "422": _error("A field is wrong, or neither or both of message_id and all are given"),
-                        "503": _UNAVAILABLE,
-                    },
-                }
-            },
-            "/openapi.json": {
-                "get": {
-                    "summary": "This document",
-                    "operationId": "openapi",
-                    "responses": {
-                        "200": {
-                            "description": "OpenAPI 3.1",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        }
-                    },
-                }
-            },
-        },
+        "paths": paths,
         "components": {
-            "schemas": {
-                "BookingRequest": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["patient", "slot"],
-                    "properties": {
-                        "patient": {"type": "string", "minLength": 1, "maxLength": PATIENT_MAX_LENGTH},
-                        "slot": {
-                            "type": "string",
-                            "description": (
-                                "'YYYY-MM-DD HH:MM' in the clinic's zone, or ISO 8601 with an offset; in the "
-                                f"future, on the {settings.slot_minutes}-minute grid, "
-                                f"at most {settings.horizon_days} days ahead"
-                            ),
-                            **({"examples": examples} if (examples := example_slots(settings)) else {}),
-                        },
-                        "doctor_id": {
-                            "type": ["integer", "null"],
-                            "minimum": 1,
-                            "maximum": len(settings.doctors),
-                            "description": "a doctor from GET /doctors; omitted: the first doctor free at that slot",
-                        },
-                    },
-                },
-                "Booking": {"type": "object", "required": list(booking_properties), "properties": booking_properties},
-                "BookingDetail": {
-                    "type": "object",
-                    "required": [*booking_properties, "reason", "created_at", "updated_at", "history"],
-                    "properties": {
-                        **booking_properties,
-                        "reason": {"type": ["string", "null"]},
-                        "created_at": {"type": "string", "format": "date-time"},
-                        "updated_at": {"type": "string", "format": "date-time"},
-                        "history": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["status", "at"],
-                                "properties": {
-                                    "status": {"type": "string"},
-                                    "reason": {"type": ["string", "null"]},
-                                    "at": {"type": "string", "format": "date-time"},
-                                },
-                            },
-                        },
-                    },
-                },
-                "Roster": {
-                    "type": "object",
-                    "required": ["doctors"],
-                    "properties": {
-                        "doctors": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["id", "name"],
-                                "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
-                            },
-                        }
-                    },
-                },
-                "Health": {
-                    "type": "object",
-                    "required": ["status", "failing", "checks"],
-                    "properties": {
-                        "status": {"type": "string", "enum": ["ok", "unavailable"]},
-                        "failing": {"type": "array", "items": {"type": "string", "enum": ["database", "broker"]}},
-                        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
-                    },
-                },
-                "DeadLetter": _DEAD_LETTER,
-                "DeadLetterList": {
-                    "type": "object",
-                    "required": ["dead_letters", "count", "retention_days"],
-                    "properties": {
-                        "dead_letters": {"type": "array", "items": {"$ref": "#/components/schemas/DeadLetter"}},
-                        "count": {"type": "integer"},
-                        "retention_days": {"type": "integer"},
-                    },
-                },
-                "ReplayRequest": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "queue": {"type": "string", "enum": list(STAGES)},
-                        "message_id": {"type": "string", "minLength": 1, "maxLength": 64},
-                        "all": {"type": "boolean"},
-                    },
-                    "oneOf": [
-                        {"required": ["message_id"], "not": {"required": ["all"]}},
-                        {
-                            "required": ["all"],
-                            "not": {"required": ["message_id"]},
-                            "properties": {"all": {"const": True}},
-                        },
-                    ],
-                },
-                "Replayed": {
-                    "type": "object",
-                    "required": ["replayed", "count"],
-                    "properties": {
-                        "replayed": {"type": "array", "items": {"$ref": "#/components/schemas/DeadLetter"}},
-                        "count": {"type": "integer"},
-                    },
-                },
-                "Error": _ERROR,
-            },
-            "securitySchemes": {
-                "clientKey": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": (
-                        "A client key from `clinic keys create --scope client`; a booking belongs to the key that "
-                        "made it. While no client key exists (local development) the booking endpoints are open."
-                    ),
-                },
-                "adminKey": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "An admin key from `clinic keys create --scope admin`; every /admin path needs one.",
-                },
-            },
+            "schemas": components,
+            "securitySchemes": {_SCHEME_NAMES[scope]: scheme for scope, scheme in _SCHEMES.items()},
         },
     }
+
+
+def _operation(operation: Operation, scope: str | None, settings: Settings, schema_of: dict) -> dict:
+    replies = list(operation.replies)
+    if operation.body is not None:
+        replies += _BODY_ERRORS
+    if scope is not None:
+        replies.append(_UNAUTHORIZED)
+        if settings.rate_limit is not None:
+            replies.append(_RATE_LIMITED)
+    described: dict[str, Any] = {"operationId": operation.operation_id, "summary": operation.summary}
+    if operation.description:
+        described["description"] = operation.description
+    if scope is not None:
+        required = [{_SCHEME_NAMES[scope]: []}]
+        # In open mode (development) a client key is optional: one that is sent is still checked.
+        described["security"] = required + [{}] if scope == keys.CLIENT and settings.open_access else required
+    if operation.parameters:
+        described["parameters"] = list(operation.parameters)
+    if operation.body is not None:
+        content = {"application/json": {"schema": schema_of[id(operation.body)]}}
+        described["requestBody"] = {"required": True, "content": content}
+    described["responses"] = {}
+    for reply in replies:
+        described["responses"].setdefault(str(reply.status), _reply(reply, schema_of))
+    return described
+
+
+def _reply(reply: Reply, schema_of: dict) -> dict:
+    answer: dict[str, Any] = {"description": reply.description}
+    if reply.headers:
+        answer["headers"] = {
+            name: {"schema": {"type": "string"}, **({"description": text} if text else {})}
+            for name, text in reply.headers.items()
+        }
+    if reply.body is not None:
+        answer["content"] = {"application/json": {"schema": schema_of[id(reply.body)]}}
+    elif reply.status >= 400:
+        answer["content"] = {PROBLEM_JSON: {"schema": schema_of[id(Problem)]}}
+    return answer

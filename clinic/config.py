@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -16,6 +17,16 @@ MAX_REQUEST_BODY_BYTES = 64 * 1024
 
 DEFAULT_DOCTORS = ("Dr. Ana Ruiz", "Dr. Luis Gómez", "Dr. Marta Vidal")
 _NAMESPACE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
+_RATE = re.compile(r"^(?P<count>[0-9]+(?:\.[0-9]+)?)/(?P<unit>[smh])(?::(?P<burst>[0-9]+))?$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: ``per_second`` tokens refill it, it holds at most ``burst``; one request takes one."""
+
+    per_second: float
+    burst: int
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,10 @@ class Settings:
     worker_processes: int = 1
     worker_threads: int = 8
     api_threads: int = 8
+    #: Development only: the booking endpoints answer without a client key (a key sent is still checked).
+    open_access: bool = False
+    #: Requests per client key and API process; None for no limit.
+    rate_limit: RateLimit | None = field(default_factory=lambda: RateLimit(20.0, 40))
 
     @property
     def exchange(self) -> str:
@@ -79,6 +94,8 @@ class Settings:
             worker_processes=read.integer("CLINIC_WORKER_PROCESSES", defaults.worker_processes, 1, 64),
             worker_threads=read.integer("CLINIC_WORKER_THREADS", defaults.worker_threads, 1, 256),
             api_threads=read.integer("CLINIC_API_THREADS", defaults.api_threads, 1, 256),
+            open_access=read.flag("CLINIC_OPEN_ACCESS", defaults.open_access),
+            rate_limit=read.rate("CLINIC_RATE_LIMIT", defaults.rate_limit),
         )._checked()
 
     @property
@@ -154,6 +171,31 @@ class _Reader:
         if not low <= number <= high:
             raise ConfigError(name, f"must be between {low:g} and {high:g}")
         return number
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self._raw(name)
+        if value is None:
+            return default
+        if value not in ("0", "1"):
+            raise ConfigError(name, f"must be 0 or 1, not {value!r}")
+        return value == "1"
+
+    def rate(self, name: str, default: RateLimit | None) -> RateLimit | None:
+        """``0`` for none, or ``N/s``, ``N/m``, ``N/h`` with an optional ``:BURST`` (default: two
+        seconds' worth, at least 1), e.g. ``20/s``, ``20/s:40``, ``600/m``."""
+        value = self._raw(name)
+        if value is None:
+            return default
+        if value == "0":
+            return None
+        match = _RATE.match(value)
+        if not match:
+            raise ConfigError(name, f"must be 0 or a rate like 20/s, 20/s:40 or 600/m, not {value!r}")
+        per_second = float(match["count"]) / _SECONDS[match["unit"]]
+        burst = int(match["burst"]) if match["burst"] else max(1, math.ceil(2 * per_second))
+        if not 0 < per_second <= 1_000_000 or not 1 <= burst <= 1_000_000:
+            raise ConfigError(name, "must allow more than 0 and at most 1000000 requests a second, burst 1 to 1000000")
+        return RateLimit(per_second, burst)
 
     def delay(self, name: str, default: tuple[float, float]) -> tuple[float, float]:
         value = self._raw(name)

@@ -11,8 +11,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -85,32 +83,16 @@ def list_keys() -> list[ApiKey]:
 
 
 def client_keys_exist() -> bool:
-    """Whether any unrevoked client key exists: then the booking endpoints need one."""
+    """Whether any unrevoked client key exists (``clinic up`` makes one when none does)."""
     return ApiKey.select().where(ApiKey.scope == CLIENT, ApiKey.revoked_at.is_null()).exists()
 
 
-class ClientKeysExist:
-    """``client_keys_exist()`` remembered for ``ttl`` seconds, so an anonymous request does not
-    query the database every time; a key created or revoked is seen within ``ttl``."""
-
-    def __init__(
-        self,
-        ttl: float = 5.0,
-        *,
-        check: Callable[[], bool] = client_keys_exist,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.ttl, self.check, self.clock = ttl, check, clock
-        self._lock = threading.Lock()
-        self._value: bool | None = None
-        self._checked_at = 0.0
-
-    def __call__(self) -> bool:
-        with self._lock:
-            if self._value is None or self.clock() - self._checked_at >= self.ttl:
-                self._value = self.check()
-                self._checked_at = self.clock()
-            return self._value
+def create_local_key(name: str = "local") -> NewKey | None:
+    """A first client key, so a fresh local install can book at once; None when a client key exists."""
+    with database.atomic():
+        if client_keys_exist():
+            return None
+        return create_key(name, CLIENT)
 
 
 def _hash(secret: str) -> str:

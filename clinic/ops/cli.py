@@ -83,11 +83,24 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from clinic.ops.supervisor import Supervisor
 
     open_store(settings)
+    _first_client_key()
     children = {"api": api_argv(settings, args.host, args.port)}
     children.update({f"worker-{stage}": worker_argv(settings, [stage]) for stage in STAGES})
     children["sweeper"] = sweeper_argv()
     logger.info("API on http://%s:%d, workers on %s", args.host, args.port, ", ".join(settings.queues))
     return Supervisor(children).run()
+
+
+def _first_client_key() -> None:
+    """On a fresh install, make the client key ``local`` and show it once, so the API can be tried at once."""
+    from clinic import keys
+
+    with store.database.connection_context():
+        new = keys.create_local_key()
+    if new is not None:
+        print(f"No client key existed: created client key {new.key.id} ({new.key.name}). Send it as", file=sys.stderr)
+        print("'Authorization: Bearer <key>'; it is shown only this once:", file=sys.stderr, flush=True)
+        print(new.token, flush=True)
 
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:

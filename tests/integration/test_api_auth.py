@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import uuid
+from dataclasses import replace
 
 import pytest
 from falcon import testing
@@ -25,10 +27,9 @@ def database(sqlite_url):
         store.database.close()
 
 
-def make_client(settings, *, closed: bool | None = None, dead_letters=None):
+def make_client(settings, *, dead_letters=None):
     sent: list[str] = []
-    exist = None if closed is None else (lambda: closed)
-    app = create_app(settings, dispatch=sent.append, checks={}, dead_letters=dead_letters, client_keys_exist=exist)
+    app = create_app(settings, dispatch=sent.append, checks={}, dead_letters=dead_letters)
     client = testing.TestClient(app)
     client.sent = sent
     return client
@@ -36,7 +37,12 @@ def make_client(settings, *, closed: bool | None = None, dead_letters=None):
 
 @pytest.fixture
 def ns_settings(namespace) -> Settings:
-    return Settings.from_env({"CLINIC_NAMESPACE": namespace})
+    return Settings.from_env({"CLINIC_NAMESPACE": namespace, "CLINIC_RATE_LIMIT": "0"})
+
+
+@pytest.fixture
+def client_key(database) -> dict[str, str]:
+    return auth(keys.create_key("front-desk", "client").token)
 
 
 def auth(token: str) -> dict[str, str]:
@@ -47,16 +53,37 @@ def body(**fields):
     return {"patient": "Ana Pérez", "slot": slot(10, 0), **fields}
 
 
-def test_without_client_keys_the_booking_endpoints_are_open(database, ns_settings):
+def test_by_default_a_booking_needs_a_client_key_even_before_any_exists(database, ns_settings):
     client = make_client(ns_settings)
+    for answer in (client.simulate_post("/book", json=body()), client.simulate_get(f"/booking/{uuid.uuid4()}")):
+        assert answer.status_code == 401
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json == {
+            "type": "about:blank",
+            "title": "Unauthorized",
+            "status": 401,
+            "detail": "a client API key is required",
+        }
+    assert client.sent == [] and store.Booking.select().count() == 0
+
+
+def test_in_open_mode_a_booking_needs_no_key_but_a_key_sent_is_still_checked(database, ns_settings):
+    client = make_client(replace(ns_settings, open_access=True))
     created = client.simulate_post("/book", json=body())
     assert created.status_code == 202
     assert client.simulate_get(created.headers["location"]).status_code == 200
-    assert client.sent == [created.json["booking_id"]]
     assert store.Booking.get_by_id(created.json["booking_id"]).owner is None
 
+    alice = keys.create_key("alice", "client").token
+    assert client.simulate_post("/book", json=body(), headers=auth(alice + "x")).status_code == 401
+    assert client.simulate_post("/book", json=body(), headers={"Authorization": "Basic YTpi"}).status_code == 401
+    owned = client.simulate_post("/book", json=body(), headers=auth(alice))
+    assert store.Booking.get_by_id(owned.json["booking_id"]).owner == alice.split("_")[1]
+    assert client.simulate_get(owned.headers["location"], headers=auth(alice)).status_code == 200
+    assert client.sent == [created.json["booking_id"], owned.json["booking_id"]]
 
-def test_with_client_keys_a_booking_needs_one_and_belongs_to_it(database, ns_settings):
+
+def test_a_booking_needs_a_client_key_and_belongs_to_it(database, ns_settings):
     alice, bob = keys.create_key("alice", "client").token, keys.create_key("bob", "client").token
     admin = keys.create_key("ops", "admin").token
     client = make_client(ns_settings)
@@ -135,13 +162,13 @@ def test_the_dead_letter_endpoints_answer_503_when_rabbitmq_does_not(database):
         "/admin/dead-letters", headers=admin
     )
     assert answer.status_code == 503
-    assert answer.json["title"] == "Broker unavailable"
+    assert answer.json["title"] == "Service Unavailable"
     assert answer.headers["retry-after"] == "5"
 
 
-def test_an_idempotent_request_is_answered_the_same_and_dispatched_once(database, ns_settings):
+def test_an_idempotent_request_is_answered_the_same_and_dispatched_once(ns_settings, client_key):
     client = make_client(ns_settings)
-    headers = {"Idempotency-Key": "order-42"}
+    headers = {"Idempotency-Key": "order-42", **client_key}
     first = client.simulate_post("/book", json=body(), headers=headers)
     again = client.simulate_post("/book", json=body(), headers=headers)
     assert (first.status_code, again.status_code) == (202, 202)
@@ -155,30 +182,32 @@ def test_an_idempotent_request_is_answered_the_same_and_dispatched_once(database
 
 
 @pytest.mark.parametrize("value", ["k" * 256, "a b", "caf\u00e9"])
-def test_a_bad_idempotency_key_is_400_naming_the_header(database, ns_settings, value):
-    answer = make_client(ns_settings).simulate_post("/book", json=body(), headers={"Idempotency-Key": value})
+def test_a_bad_idempotency_key_is_400_naming_the_header(ns_settings, client_key, value):
+    headers = {"Idempotency-Key": value, **client_key}
+    answer = make_client(ns_settings).simulate_post("/book", json=body(), headers=headers)
     assert answer.status_code == 400
     assert answer.json["header"] == "Idempotency-Key"
     assert store.Booking.select().count() == 0
 
 
 @pytest.mark.parametrize("field", ["status", "doctor", "booking_id", "owner", "reason", "created_at", "history"])
-def test_a_client_cannot_set_a_server_owned_field(database, ns_settings, field):
-    answer = make_client(ns_settings).simulate_post("/book", json=body(**{field: "x"}))
+def test_a_client_cannot_set_a_server_owned_field(ns_settings, client_key, field):
+    answer = make_client(ns_settings).simulate_post("/book", json=body(**{field: "x"}), headers=client_key)
     assert answer.status_code == 422
     assert answer.json["field"] == field
     assert store.Booking.select().count() == 0
 
 
 @pytest.mark.parametrize("path", ["/book", "/admin/dead-letters/replay"])
-def test_a_body_above_the_limit_is_413_json(database, ns_settings, path):
+def test_a_body_above_the_limit_is_413_problem_json(database, ns_settings, path):
     admin = auth(keys.create_key("ops", "admin").token)
     oversized = b'{"patient": "' + b"x" * (64 * 1024) + b'"}'
     answer = make_client(ns_settings).simulate_post(
         path, body=oversized, headers={"Content-Type": "application/json", **admin}
     )
     assert answer.status_code == 413
-    assert answer.json["title"] == "Request body too large"
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json["status"] == 413 and answer.json["detail"].startswith("the body must be at most")
 
 
 def test_an_unexpected_error_is_a_bare_500_that_names_no_patient(database, ns_settings, caplog):
@@ -190,7 +219,12 @@ def test_an_unexpected_error_is_a_bare_500_that_names_no_patient(database, ns_se
     with caplog.at_level(logging.INFO):
         answer = testing.TestClient(app).simulate_get("/boom")
     assert answer.status_code == 500
-    assert answer.json == {"title": "Internal error", "description": "the request could not be completed"}
+    assert answer.json == {
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": "the request could not be completed",
+    }
     assert "Ana" not in caplog.text and "Traceback" not in caplog.text
 
 

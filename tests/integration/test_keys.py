@@ -81,15 +81,14 @@ def test_a_key_needs_a_known_scope_and_a_printable_name(db, name, scope, field):
     assert error.value.field == field
 
 
-def test_whether_client_keys_exist_is_asked_again_only_after_the_ttl():
-    answers, now = [False, True], [0.0]
-    cached = keys.ClientKeysExist(5, check=lambda: answers.pop(0), clock=lambda: now[0])
-    assert cached() is False
-    now[0] = 4.9
-    assert cached() is False
-    now[0] = 5.0
-    assert cached() is True
-    assert answers == []
+def test_a_local_key_is_made_only_while_no_client_key_exists(db):
+    keys.create_key("ops", "admin")
+    first = keys.create_local_key()
+    assert first is not None and first.key.name == "local" and first.key.scope == "client"
+    assert keys.authenticate(first.token, "client").key_id == first.key.id
+    assert keys.create_local_key() is None
+    keys.revoke(first.key.id)
+    assert keys.create_local_key() is not None
 
 
 def run_clinic(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

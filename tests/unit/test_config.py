@@ -2,7 +2,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from clinic.config import Settings
+from clinic.config import RateLimit, Settings
 from clinic.errors import ConfigError
 
 
@@ -79,3 +79,33 @@ def test_the_sweeper_waits_longer_than_the_retries_can_take():
     # two retried actors, backoffs of 1 s, 2 s and 4 s each, plus the confirmer's 2 s at most
     assert settings.longest_legitimate_wait == pytest.approx(16.0)
     assert settings.sweep_after > settings.longest_legitimate_wait
+
+
+@pytest.mark.parametrize(
+    "value, per_second, burst",
+    [("20/s", 20, 40), ("20/s:5", 20, 5), ("600/m", 10, 20), ("1/h", 1 / 3600, 1), ("2.5/s", 2.5, 5)],
+)
+def test_the_rate_limit_is_a_rate_with_an_optional_burst(value, per_second, burst):
+    limit = Settings.from_env({"CLINIC_RATE_LIMIT": value}).rate_limit
+    assert (limit.per_second, limit.burst) == (pytest.approx(per_second), burst)
+
+
+def test_the_rate_limit_is_20_a_second_with_bursts_of_40_by_default_and_0_turns_it_off():
+    assert Settings.from_env({}).rate_limit == RateLimit(20.0, 40)
+    assert Settings.from_env({"CLINIC_RATE_LIMIT": "0"}).rate_limit is None
+
+
+@pytest.mark.parametrize("value", ["20", "20/d", "-1/s", "0/s", "20/s:0", "fast", "20/s:4.5"])
+def test_a_bad_rate_limit_stops_the_program_naming_the_variable(value):
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({"CLINIC_RATE_LIMIT": value})
+    assert error.value.variable == "CLINIC_RATE_LIMIT"
+
+
+def test_open_access_is_off_unless_set_to_1():
+    assert Settings.from_env({}).open_access is False
+    assert Settings.from_env({"CLINIC_OPEN_ACCESS": "0"}).open_access is False
+    assert Settings.from_env({"CLINIC_OPEN_ACCESS": "1"}).open_access is True
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({"CLINIC_OPEN_ACCESS": "yes"})
+    assert error.value.variable == "CLINIC_OPEN_ACCESS"

@@ -1,0 +1,147 @@
+"""Every request and response body as a msgspec type: the one source of the validation and of the
+schemas in ``/openapi.json``. Types that depend on the deployment (the roster's size, example slots)
+are built from the settings by a function."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from clinic.bookings import PATIENT_MAX_LENGTH, Doctor
+from clinic.broker.deadletters import DeadLetter
+from clinic.config import STAGES, Settings
+
+# What ``clinic.schedule.parse_slot`` reads, and no more: a date that exists (leap years included)
+# from 2000 to 2999, ``HH:MM``, then nothing (clinic time) or an offset, ``Z`` or ``+HH:MM``, which
+# ``:00`` seconds may precede.
+# Anything else is refused for its shape by the validation, so the document and the server agree.
+_LEAP_YEAR = "2[0-9](?:0[48]|[2468][048]|[13579][26])|2[048]00"
+_DATE = (
+    "(?:2[0-9]{3}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])|(?:0[13-9]|1[0-2])-(?:29|30)|(?:0[13578]|1[02])-31)"
+    f"|(?:{_LEAP_YEAR})-02-29)"
+)
+SLOT_PATTERN = f"^{_DATE}[ T](?:[01][0-9]|2[0-3]):[0-5][0-9](?:(?::00)?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]))?$"
+#: A pattern's meaning in words, for the 422 that refuses a value for its shape.
+PATTERN_HINTS = {
+    SLOT_PATTERN: "must be 'YYYY-MM-DD HH:MM' (clinic time) or ISO 8601 with an offset, like '2026-12-14T10:30+01:00'"
+}
+
+DateTime = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
+Status = Literal["pending", "confirmed", "rejected"]
+Stage = Literal[STAGES]
+
+
+def booking_request(settings: Settings, *, slot_examples: list[str] | None = None) -> type[Struct]:
+    """``POST /book``'s body. Types and shapes are checked here; the Unicode and slot rules by
+    ``clinic.bookings.request_booking`` once the body has this shape."""
+    patient = Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=PATIENT_MAX_LENGTH,
+            description="the patient's name; letters of any script, no control or format characters",
+        ),
+    ]
+    slot = Annotated[
+        str,
+        Meta(
+            pattern=SLOT_PATTERN,
+            description=(
+                "'YYYY-MM-DD HH:MM' in the clinic's zone, or ISO 8601 with an offset; in the future, on the "
+                f"{settings.slot_minutes}-minute grid, at most {settings.horizon_days} days ahead"
+            ),
+            **({"examples": slot_examples} if slot_examples else {}),
+        ),
+    ]
+    doctor_id = Annotated[
+        int,
+        Meta(ge=1, le=len(settings.doctors), description="a doctor from GET /doctors; null: the first doctor free"),
+    ]
+    return msgspec.defstruct(
+        "BookingRequest",
+        [("patient", patient), ("slot", slot), ("doctor_id", doctor_id | None, None)],
+        forbid_unknown_fields=True,
+    )
+
+
+class Booking(Struct):
+    """A booking as ``POST /book`` answers it."""
+
+    booking_id: Annotated[str, Meta(extra_json_schema={"format": "uuid"})]
+    status: Status
+    patient: str
+    slot: Annotated[str, Meta(description="ISO 8601 in the clinic's zone, with its offset")]
+    doctor_id: int | None
+
+
+class Event(Struct):
+    status: Status
+    reason: str | None
+    at: DateTime
+
+
+class BookingDetail(Booking):
+    """A booking with its outcome and history, as ``GET /booking/{booking_id}`` answers it."""
+
+    reason: str | None
+    created_at: DateTime
+    updated_at: DateTime
+    history: list[Event]
+
+
+class Roster(Struct):
+    doctors: list[Doctor]
+
+
+class Health(Struct):
+    status: Literal["ok", "unavailable"]
+    failing: list[Literal["database", "broker"]]
+    checks: dict[str, str]
+
+
+class DeadLetterList(Struct):
+    dead_letters: list[DeadLetter]
+    count: int
+    retention_days: int
+
+
+class ReplayRequest(Struct, forbid_unknown_fields=True):
+    """Which dead letters to replay; ``clinic.broker.deadletters.replay_request`` decides between the two forms."""
+
+    queue: Stage | UnsetType = UNSET
+    message_id: Annotated[str, Meta(min_length=1, max_length=64)] | UnsetType = UNSET
+    all: bool | UnsetType = UNSET
+
+
+#: Either one message (``all`` absent or false) or every one (``all: true`` and no ``message_id``).
+_REPLAY_FORMS = Meta(
+    extra_json_schema={
+        "oneOf": [
+            {"required": ["message_id"], "properties": {"all": {"const": False}}},
+            {"required": ["all"], "not": {"required": ["message_id"]}, "properties": {"all": {"const": True}}},
+        ]
+    }
+)
+
+
+ReplayBody = Annotated[ReplayRequest, _REPLAY_FORMS]
+
+
+class Replayed(Struct):
+    replayed: list[DeadLetter]
+    count: int
+
+
+class Problem(Struct, omit_defaults=True):
+    """An RFC 9457 problem detail, the body of every error."""
+
+    type: Annotated[str, Meta(description="`about:blank` (the status says it all) or `urn:clinic:problem:...`")]
+    title: str
+    status: int
+    detail: str
+    field: Annotated[str, Meta(description="the request field at fault (`body` for unreadable JSON)")] | UnsetType = (
+        UNSET
+    )
+    header: Annotated[str, Meta(description="the request header at fault")] | UnsetType = UNSET
