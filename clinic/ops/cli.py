@@ -19,35 +19,19 @@ from dramatiq.common import xq_name
 
 from clinic import keys, store
 from clinic.bookings import FINAL_STATUSES
-from clinic.config import MAX_REQUEST_BODY_BYTES, STAGES, Settings
+from clinic.config import STAGES, Settings
 from clinic.errors import ApiKeyNotFound, BrokerUnavailable, ConfigError, DeadLetterNotFound, InvalidField
 
 logger = logging.getLogger("clinic")
 
 #: What ``clinic subscribe`` binds when no status is named: every outcome.
 OUTCOMES = FINAL_STATUSES
-#: Seconds waitress keeps a connection that sends nothing (idle keep-alive, stalled or half-open).
-CHANNEL_TIMEOUT = 10
-MAX_REQUEST_HEADER_BYTES = 16 * 1024
 
 
 def api_argv(settings: Settings, host: str, port: int) -> list[str]:
-    """The waitress command that serves the API (compose and the README run the same)."""
-    return [
-        sys.executable,
-        "-m",
-        "waitress",
-        f"--listen={host}:{port}",
-        f"--threads={settings.api_threads}",
-        f"--max-request-body-size={MAX_REQUEST_BODY_BYTES}",
-        f"--max-request-header-size={MAX_REQUEST_HEADER_BYTES}",
-        # An idle or half-open connection is closed after CHANNEL_TIMEOUT seconds without a byte,
-        # looked for every second (a request being answered is never cut).
-        f"--channel-timeout={CHANNEL_TIMEOUT}",
-        "--cleanup-interval=1",
-        "--call",
-        "api.app:get_app",
-    ]
+    """The command that serves the API (compose and the README run the same): waitress with the
+    deadlines and limits of ``api.serve``, which slow clients cannot exhaust."""
+    return [sys.executable, "-m", "api.serve", "--host", host, "--port", str(port), "--app", "api.app:get_app"]
 
 
 def worker_argv(settings: Settings, stages: Sequence[str]) -> list[str]:

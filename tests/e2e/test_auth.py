@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.support import REPO, http, slot, wait_until
+from tests.support import PRINTED_KEY, REPO, http, slot, wait_until
 from tests.support.keys import bearer, create_key, shared_clinic
 
 
@@ -110,10 +111,43 @@ def test_a_revoked_client_key_is_refused_at_once(keyed):
     assert book(keyed, carol).status == 401
 
 
-def test_without_client_keys_bookings_are_open_and_the_server_says_so_once(clinic):
-    created = clinic.book()
-    assert created.status == 202
-    assert clinic.booking(created.json()["booking_id"])["status"] in ("pending", "confirmed")
-    warnings = [line for line in clinic.log_text().splitlines() if "No client API key exists" in line]
+def test_a_fresh_clinic_up_makes_a_local_key_and_bookings_need_a_key(clinic):
+    printed = PRINTED_KEY.findall(clinic.log_text())
+    assert printed == [clinic.token]  # shown once, and it is the key this harness books with
+    listing = json.loads(keys_command(clinic.env, "list", "--json").stdout)
+    assert [(key["name"], key["scope"]) for key in listing] == [("local", "client")]
+    assert printed[0] not in json.dumps(listing)  # only its hash is stored
+
+    refused = http(clinic.port, "POST", "/book", {"patient": "Ana Pérez", "slot": slot(10, 0)})
+    assert refused.status == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["status"] == 401 and refused.json()["detail"]
+    assert clinic.book().status == 202
+    assert "CLINIC_OPEN_ACCESS" not in clinic.log_text()
+
+
+def test_in_open_mode_bookings_need_no_key_a_key_sent_is_checked_and_the_api_warns_once(start_clinic):
+    clinic = start_clinic(CLINIC_OPEN_ACCESS="1")
+    anonymous = http(clinic.port, "POST", "/book", {"patient": "Ana Pérez", "slot": slot(10, 0)})
+    assert anonymous.status == 202, anonymous.body
+    assert http(clinic.port, "GET", anonymous.headers["location"]).status == 200
+    assert book(clinic, clinic.token[:-4] + "AAAA").status == 401
+    assert book(clinic, clinic.token).status == 202
+    warnings = [line for line in clinic.log_text().splitlines() if "CLINIC_OPEN_ACCESS=1" in line]
     assert len(warnings) == 1, warnings
     assert http(clinic.port, "GET", "/admin/dead-letters").status == 401  # admin is never open
+    security = http(clinic.port, "GET", "/openapi.json").json()["paths"]["/book"]["post"]["security"]
+    assert security == [{"clientKey": []}, {}]
+
+
+def test_a_key_over_its_rate_gets_429_with_retry_after_and_other_keys_do_not(start_clinic):
+    clinic = start_clinic(CLINIC_RATE_LIMIT="1/m:3")  # three at once, then one a minute
+    other = create_key(clinic.env, "client", "other")
+    answers = [book(clinic, clinic.token) for _ in range(4)]
+    assert [answer.status for answer in answers] == [202, 202, 202, 429]
+    limited = answers[-1]
+    assert limited.headers["content-type"] == "application/problem+json"
+    assert limited.json()["status"] == 429
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert book(clinic, other).status == 202
+    assert http(clinic.port, "GET", "/health").status == 200

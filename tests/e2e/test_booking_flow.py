@@ -39,9 +39,10 @@ def test_a_booking_is_accepted_at_once_then_confirmed_and_announced(clinic, rabb
     assert properties.message_id == f"{accepted['booking_id']}.confirmed"
 
 
-def test_unknown_paths_and_methods_answer_json(clinic):
+def test_unknown_paths_and_methods_answer_problem_json(clinic):
     missing = http(clinic.port, "GET", "/nowhere")
-    wrong_method = http(clinic.port, "DELETE", "/book")
+    wrong_method = clinic.http("DELETE", "/book")
     assert (missing.status, wrong_method.status) == (404, 405)
-    assert missing.headers["content-type"].startswith("application/json")
-    assert wrong_method.headers["content-type"].startswith("application/json")
+    for answer in (missing, wrong_method):
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.json()["status"] == answer.status and answer.json()["type"] == "about:blank"

@@ -61,7 +61,7 @@ def distinct_slots(bodies: list[dict]) -> int:
 
 def book_many(clinic: Clinic, bodies: list[dict], *, threads: int = 8) -> list[str]:
     def one(body: dict) -> str:
-        response = http(clinic.port, "POST", "/book", body)
+        response = clinic.http("POST", "/book", body)
         assert response.status == 202, response.body
         return response.json()["booking_id"]
 

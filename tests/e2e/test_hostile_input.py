@@ -1,6 +1,7 @@
 """Hostile and malformed requests against a real waitress (``clinic up``): never a 5xx, every
-answer from the API is JSON naming what is wrong, nothing personal or internal leaks, and the
-server is still healthy afterwards. Malformed HTTP goes over raw sockets."""
+error is problem+json (from the app or, for what waitress refuses itself, from ``api.serve``)
+naming what is wrong, nothing personal or internal leaks, and the server is still healthy
+afterwards. Malformed HTTP goes over raw sockets."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from clinic.ops.cli import CHANNEL_TIMEOUT
+from api.serve import BODY_GRACE, HARD_BODY_LIMIT, IDLE_TIMEOUT
 from tests.support import slot
 from tests.support.keys import shared_clinic
 
@@ -95,7 +96,7 @@ class Case:
     data: bytes  # the whole request, as sent
     statuses: tuple[int, ...] = (400, 422)
     field: str | None = None  # the field the JSON error must name
-    from_waitress: bool = False  # rejected by waitress before the app: its own plain-text answer
+    from_waitress: bool = False  # refused by waitress before the app (answered by api.serve's error task)
     auth: bool = True
 
 
@@ -169,7 +170,9 @@ BODIES = {
     "zero-width space in patient": book(booking(patient=f"Ana\u200b{MARKER}"), field="patient"),
     "line separator in patient": book(booking(patient=f"Ana\u2028{MARKER}"), field="patient"),
     "private use character in patient": book(booking(patient=f"Ana\ue000{MARKER}"), field="patient"),
-    "lone surrogate in patient": book(b'{"patient": "Ana \\ud800", "slot": "x"}', field="patient"),
+    "lone surrogate in patient": book(
+        b'{"patient": "Ana \\ud800", "slot": "%s"}' % GOOD_SLOT.encode(), field="patient"
+    ),
     "byte order mark in patient": book(booking(patient=f"\ufeff{MARKER}"), field="patient"),
     "only spaces as patient": book(booking(patient="   \t "), field="patient"),
     # invalid UTF-8 and other encodings
@@ -273,18 +276,27 @@ OTHER_CASES = [
     ),
     Case("admin path without key", request("GET", "/admin/dead-letters"), (401,), auth=False),
     Case("admin path with a client key", request("GET", "/admin/dead-letters"), (401,)),
-    # Refused by waitress itself, before the application: its own short plain-text answers.
+    # Above the app's 64 KiB but below waitress's hard limit: the app's own 413.
     Case(
-        "body above 64 KiB",
-        request("POST", "/book", b"{" + b" " * 70_000 + b"}", {"Content-Type": "application/json"}),
+        "body of 100 KiB with its Content-Length",
+        request("POST", "/book", b"{" + b" " * 100 * 1024 + b"}", {"Content-Type": "application/json"}),
         (413,),
-        from_waitress=True,
     ),
+    Case("body of 100 KiB without a key", request("POST", "/book", b" " * 100 * 1024), (413,), auth=False),
     Case(
         "chunked body above 64 KiB",
         b"POST /book HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         + b"".join(b"4000\r\n" + b" " * 0x4000 + b"\r\n" for _ in range(5))
+        + b"0\r\n\r\n",
+        (413,),
+    ),
+    # Refused by waitress itself, before the application.
+    Case(
+        "chunked body above waitress's hard limit",
+        b"POST /book HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        + b"".join(b"10000\r\n" + b" " * 0x10000 + b"\r\n" for _ in range(HARD_BODY_LIMIT // 0x10000 + 1))
         + b"0\r\n\r\n",
         (413,),
         from_waitress=True,
@@ -320,6 +332,12 @@ OTHER_CASES = [
         (400,),
         from_waitress=True,
     ),
+    Case(
+        "malformed header line quoting a patient",
+        f"POST /book HTTP/1.1\r\nHost: x\r\n{PATIENT}\r\nContent-Length: 2\r\n\r\n{{}}".encode(),
+        (400,),
+        from_waitress=True,
+    ),
 ]
 
 
@@ -329,6 +347,7 @@ def all_cases() -> list[Case]:
 
 def test_the_corpus_has_at_least_60_hostile_requests():
     assert len(all_cases()) >= 60
+    assert sum(case.from_waitress for case in all_cases()) >= 7
     assert len(BODIES) >= 30  # malformed bodies
 
 
@@ -342,12 +361,12 @@ def test_a_hostile_request_gets_a_4xx_never_a_5xx(server, case):
     assert reply.status in case.statuses, (reply.status, reply.body[:500])
     assert MARKER.encode() not in reply.body or reply.status == 202
     assert b"Traceback" not in reply.body
-    if case.from_waitress:
-        return
-    assert reply.headers["content-type"].startswith("application/json"), reply.headers
     body = reply.json()
-    if reply.status >= 400:
-        assert body["title"]
+    if reply.status < 400:
+        assert reply.headers["content-type"].startswith("application/json"), reply.headers
+    else:
+        assert reply.headers["content-type"] == "application/problem+json", reply.headers
+        assert body["status"] == reply.status and body["title"] and body["detail"] and body["type"]
         if case.field:
             assert body["field"] == case.field, body
         if reply.status == 401:
@@ -355,21 +374,26 @@ def test_a_hostile_request_gets_a_4xx_never_a_5xx(server, case):
     assert "set-cookie" not in reply.headers and "x-admin" not in reply.headers
 
 
-def test_a_half_open_or_idle_connection_is_closed_by_the_server(server):
-    idle = socket.create_connection(("127.0.0.1", server.port), timeout=CHANNEL_TIMEOUT + 10)
-    stalled = socket.create_connection(("127.0.0.1", server.port), timeout=CHANNEL_TIMEOUT + 10)
+def test_an_idle_connection_is_closed_and_a_stalled_body_is_answered_408(server):
+    idle = socket.create_connection(("127.0.0.1", server.port), timeout=IDLE_TIMEOUT + 10)
+    stalled = socket.create_connection(("127.0.0.1", server.port), timeout=IDLE_TIMEOUT + 10)
     started = time.monotonic()
     try:
         stalled.sendall(
             b"POST /book HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
         )
-        assert stalled.recv(65536) == b""  # closed without an answer: the body never came
-        assert idle.recv(65536) == b""
-        elapsed = time.monotonic() - started
+        answer = _parse(stalled.recv(65536))  # the body never comes: refused once it is late
+        stalled_after = time.monotonic() - started
+        assert stalled.recv(65536) == b""
+        assert idle.recv(65536) == b""  # nothing was ever sent: closed without a word
+        idle_after = time.monotonic() - started
     finally:
         idle.close()
         stalled.close()
-    assert CHANNEL_TIMEOUT - 1 <= elapsed <= CHANNEL_TIMEOUT + 5
+    assert answer.status == 408 and answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["status"] == 408
+    assert BODY_GRACE - 1 <= stalled_after <= BODY_GRACE + 5
+    assert IDLE_TIMEOUT - 1 <= idle_after <= IDLE_TIMEOUT + 5
 
 
 def test_after_the_corpus_the_server_is_healthy_and_leaked_nothing(server):
@@ -389,6 +413,7 @@ def test_after_the_corpus_the_server_is_healthy_and_leaked_nothing(server):
     )
     assert good.status == 202, good.body
     log = server.log_text()
+    assert "Refused a request from 127.0.0.1 before the app: 400 Bad Request" in log  # logged, by status alone
     assert MARKER not in log
     assert "Ana Pérez" not in log
     assert "Traceback" not in log

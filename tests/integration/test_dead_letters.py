@@ -46,13 +46,14 @@ def listed(env) -> list[dict]:
 def test_a_dead_booking_is_listed_kept_replayed_and_then_confirmed(clinic_env, namespace, tmp_path, rabbitmq):
     dying = {**clinic_env, "CLINIC_UNAVAILABILITY_RATE": "1"}  # the doctors' calendar never answers
     admin = bearer(create_key(clinic_env, "admin", "operator"))
+    client = bearer(create_key(clinic_env, "client", "front-desk"))
     port = free_port()
     log = open(tmp_path / "processes.log", "ab")
     with running(clinic_env, "api", "--port", str(port), log=log):
         wait_until(lambda: _answers(port), timeout=30, what="the API")
         with running(dying, "worker", "process", log=log):  # the rejector is not running: it stays pending
             booked = [
-                http(port, "POST", "/book", {"patient": "Ana Pérez", "slot": slot(10, 0)}).json()["booking_id"]
+                http(port, "POST", "/book", {"patient": "Ana Pérez", "slot": slot(10, 0)}, client).json()["booking_id"]
                 for _ in range(3)
             ]
             letters = wait_until(lambda: len(found := listed(clinic_env)) == 3 and found, timeout=30, what="3 dead")
@@ -88,7 +89,9 @@ def test_a_dead_booking_is_listed_kept_replayed_and_then_confirmed(clinic_env, n
             assert listed(clinic_env) == []
 
             for booking_id in booked:
-                final = wait_until(lambda b=booking_id: _decided(port, b), timeout=30, what="the replayed booking")
+                final = wait_until(
+                    lambda b=booking_id: _decided(port, b, client), timeout=30, what="the replayed booking"
+                )
                 assert final["status"] == "confirmed"
 
         missing = http(port, "POST", "/admin/dead-letters/replay", {"message_id": first["message_id"]}, admin)
@@ -125,6 +128,6 @@ def _answers(port: int) -> bool:
         return False
 
 
-def _decided(port: int, booking_id: str) -> dict | None:
-    booking = http(port, "GET", f"/booking/{booking_id}").json()
+def _decided(port: int, booking_id: str, headers: dict[str, str]) -> dict | None:
+    booking = http(port, "GET", f"/booking/{booking_id}", headers=headers).json()
     return booking if booking["status"] != "pending" else None

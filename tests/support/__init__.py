@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -64,7 +65,8 @@ def postgres_admin() -> Iterator[Any]:
 
 def clinic_environment(namespace: str, database_url: str, **overrides: str) -> dict[str, str]:
     """Environment for real ``clinic`` processes: own namespace and database, quick pipeline
-    (no simulated delays or failures, small retry backoffs); ``overrides`` are CLINIC_* values."""
+    (no simulated delays or failures, small retry backoffs), no rate limit (the rate-limit test
+    sets its own); ``overrides`` are CLINIC_* values."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_")}
     env.update(
         CLINIC_NAMESPACE=namespace,
@@ -75,6 +77,7 @@ def clinic_environment(namespace: str, database_url: str, **overrides: str) -> d
         CLINIC_RETRY_MAX_BACKOFF_MS="200",
         CLINIC_SWEEP_AFTER="60",
         CLINIC_WORKER_THREADS="4",
+        CLINIC_RATE_LIMIT="0",
     )
     env.update(overrides)
     return env
@@ -149,13 +152,21 @@ def http(
         connection.close()
 
 
-class Clinic:
-    """A real ``clinic up`` (waitress API + one dramatiq group per queue + sweeper) for one test."""
+#: A client key as ``clinic up`` prints it, alone on its line.
+PRINTED_KEY = re.compile(r"^ck_[0-9a-f]{12}_[A-Za-z0-9_-]{43}$", re.MULTILINE)
 
-    def __init__(self, env: dict[str, str], log_path: Path, *, port: int | None = None) -> None:
+
+class Clinic:
+    """A real ``clinic up`` (waitress API + one dramatiq group per queue + sweeper) for one test.
+
+    ``token`` is the client key its requests send: the ``local`` key ``clinic up`` prints when the
+    database has no client key yet, unless one is given."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, *, port: int | None = None, token: str | None = None):
         self.env = env
         self.port = port or free_port()
         self.log_path = log_path
+        self.token = token
         self.process: subprocess.Popen | None = None
 
     def start(self, *, wait: bool = True) -> Clinic:
@@ -184,6 +195,8 @@ class Clinic:
                 return False
 
         wait_until(ready, timeout=timeout, interval=0.2, what="clinic up to answer /health")
+        if self.token is None and (printed := PRINTED_KEY.findall(self.log_text())):
+            self.token = printed[-1]
 
     def workers_ready(self) -> bool:
         return self.log_text().count("Worker process is ready for action") >= len(STAGES)
@@ -210,11 +223,18 @@ class Clinic:
         mains = [pid for pid, cmd in _processes() if pattern in cmd and "dramatiq" in cmd]
         return [pid for pid, _ in _processes() if _parent(pid) in mains]
 
+    def http(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, **kw) -> Response:
+        """``http`` to this clinic, with its client key unless the headers carry an Authorization."""
+        headers = dict(headers or {})
+        if self.token and "Authorization" not in headers:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return http(self.port, method, path, body, headers, **kw)
+
     def book(self, patient: str = "Ana Pérez", when: str | None = None, **fields: Any) -> Response:
-        return http(self.port, "POST", "/book", {"patient": patient, "slot": when or slot(), **fields})
+        return self.http("POST", "/book", {"patient": patient, "slot": when or slot(), **fields})
 
     def booking(self, booking_id: str) -> dict:
-        response = http(self.port, "GET", f"/booking/{booking_id}")
+        response = self.http("GET", f"/booking/{booking_id}")
         assert response.status == 200, response.body
         return response.json()
 
