@@ -188,6 +188,17 @@ def cancel(booking_id: str, reason: str = CANCELLED_BY_PATIENT, *, now: Callable
     return _finish(booking_id, CANCELLED, now(), _CANCEL_HELD, reason=reason)
 
 
+def cancel_request(booking_id: str, body: Any, *, owner: str | None = None) -> tuple[Booking, Outcome]:
+    """Cancel the owner's booking as ``POST /booking/{id}/cancel`` asks: the booking as it now is,
+    and CHANGED (this request cancelled it: announce it) or ALREADY (cancelled before: nothing to
+    do). BookingNotFound for one the owner cannot see, TransitionRefused for a rejected one."""
+    booking = get_booking(booking_id, owner=owner)
+    outcome = cancel(booking.id, cancel_reason(body))
+    if outcome is Outcome.CONFLICT:
+        raise TransitionRefused(booking.id, REJECTED, "a rejected booking holds nothing to cancel")
+    return get_booking(booking.id), outcome
+
+
 def _new_booking(
     settings: Settings,
     body: Mapping,
