@@ -63,13 +63,21 @@ def grid(settings: Settings, first: date, last: date, *, now: datetime) -> list[
 
 def held(start: datetime, end: datetime, doctor_id: int | None = None) -> set[tuple[int, datetime]]:
     """(doctor, slot) of every pending or confirmed booking with a doctor, between two instants:
-    one query."""
+    one query, on the (status, slot, doctor_id) index alone. The slots are read as the database
+    holds them (naive UTC) and made aware here, without Peewee's per-row conversion, which cost
+    more than the query itself."""
     query = Booking.select(Booking.doctor_id, Booking.slot).where(
-        Booking.slot >= start, Booking.slot <= end, Booking.status.in_(HOLDING), Booking.doctor_id.is_null(False)
+        Booking.status.in_(HOLDING), Booking.slot >= start, Booking.slot <= end, Booking.doctor_id.is_null(False)
     )
     if doctor_id is not None:
         query = query.where(Booking.doctor_id == doctor_id)
-    return set(query.tuples())
+    cursor = Booking._meta.database.execute(query)
+    return {(doctor, _naive_utc(slot).replace(tzinfo=UTC)) for doctor, slot in cursor.fetchall()}
+
+
+def _naive_utc(value: object) -> datetime:
+    # SQLite hands back text ('2026-12-14 10:30:00'), PostgreSQL a naive datetime.
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def free_slots(

@@ -64,6 +64,8 @@ class Booking(BaseModel):
 Booking.add_index(Booking.index(Booking.doctor_id, Booking.slot, unique=True, where=(Booking.status == "confirmed")))
 # At most one reschedule of a booking in flight: one pending booking per original.
 Booking.add_index(Booking.index(Booking.rescheduled_from, unique=True, where=(Booking.status == "pending")))
+# GET /slots reads the (slot, doctor) pairs held in a range of slots, from this index alone.
+Booking.add_index(Booking.index(Booking.status, Booking.slot, Booking.doctor_id))
 # GET /bookings pages by (slot, id) within one owner.
 Booking.add_index(Booking.index(Booking.owner, Booking.slot, Booking.id))
 
