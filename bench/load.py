@@ -35,6 +35,8 @@ def booking_body(index: int, spec: dict) -> bytes:
 def build_request(spec: dict, number: int) -> bytes:
     """The bytes of request ``number`` of the run (POST a booking, GET a booking, or the floor)."""
     host = f"Host: 127.0.0.1:{spec['port']}\r\n"
+    if spec.get("token"):  # the booking endpoints need a client key
+        host += f"Authorization: Bearer {spec['token']}\r\n"
     if spec["kind"] == "get":
         ids = spec["ids"]
         return f"GET /booking/{ids[number % len(ids)]} HTTP/1.1\r\n{host}\r\n".encode()

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import REPO, broker_floor, integrity
+from bench import REPO, broker_floor, free_slots, integrity
 from bench.arrivals import Arrivals
 from bench.cpu import CpuMeter, pids_named
 from bench.driver import drive
@@ -24,6 +24,7 @@ from bench.system import (
     SLOT_MINUTES,
     System,
     clinic_env,
+    delete_namespace,
     new_namespace,
     peak_rss_mib,
     postgres_database,
@@ -31,7 +32,6 @@ from bench.system import (
 )
 from clinic.bookings import FINAL_STATUSES
 from clinic.config import Settings
-from tests.support import delete_namespace  # the tests' own cleanup of a namespace's queues
 
 OUTCOMES = FINAL_STATUSES
 #: Figures of a load run worth keeping (the accepted ids are used, not reported).
@@ -70,6 +70,7 @@ class Benchmark:
 
     def run(self) -> dict:
         self.results["floors"] = {"http": self.http_floor(), "broker": self.broker_floor()}
+        self.results["slots"] = self.free_slots()
         first = self.system(self.plan.scaling_processes[0], full=True)
         self.results["api"] = first.pop("api")
         self.results["pipeline"] = first["pipeline"]
@@ -123,6 +124,21 @@ class Benchmark:
             )
         finally:
             delete_namespace(self.settings.broker_url, namespace)
+
+    def free_slots(self) -> dict:
+        """GET /slots over 31 days for every doctor, with 10,000 bookings stored (``bench.free_slots``)."""
+        namespace = new_namespace()
+        with self.database_url(namespace) as url:
+            try:
+                return free_slots.measure(
+                    url,
+                    namespace,
+                    self.logs / f"{namespace}-slots",
+                    port=free_port(),
+                    requests=self.plan.slots_requests,
+                )
+            finally:
+                delete_namespace(self.settings.broker_url, namespace)
 
     # -- HTTP load ------------------------------------------------------------------------------
 
@@ -184,18 +200,21 @@ class Benchmark:
         """``POST /book`` and ``GET /booking/{id}`` with no worker running (the broker takes the messages)."""
         port = system.port
         with self.profiler({"api-alone": system.api.process.pid}), self.cpu_meter(system) as meter:
-            post, booked = self.http_load("POST /book", {"port": port, "kind": "book"}, self.slots)
+            post, booked = self.http_load(
+                "POST /book", {"port": port, "kind": "book", "token": system.token}, self.slots
+            )
         load_cpu = post["saturation"]["cpu_s"] + post["half"]["cpu_s"]
         post["cpu"] = meter.result(len(booked), {"load generator": load_cpu})
         accepted.extend(booking_id for booking_id, _ in booked)
         ids = [booking_id for booking_id, _ in booked] or ["00000000-0000-4000-8000-000000000000"]
-        get, _ = self.http_load("GET /booking/{id}", {"port": port, "kind": "get", "ids": ids}, None)
+        get_spec = {"port": port, "kind": "get", "ids": ids, "token": system.token}
+        get, _ = self.http_load("GET /booking/{id}", get_spec, None)
         return {"post_book": post, "get_booking": get}
 
     def pipeline(self, system: System, arrivals: Arrivals, accepted: list[str], processes: int, full: bool) -> dict:
         """Bookings a second from ``POST /book`` to the notification, over ``pipeline_bookings``."""
         plan, count = self.plan, self.plan.pipeline_bookings
-        spec = {"port": system.port, "kind": "book", "mode": "closed", "count": count}
+        spec = {"port": system.port, "kind": "book", "mode": "closed", "count": count, "token": system.token}
         spec.update(duration=plan.drain_seconds, concurrency=plan.concurrency, **self.slots.reserve(count))
         with self.profiler(self.pipeline_targets(system) if full else {}), self.cpu_meter(system) as meter:
             load = drive(spec, f"pipeline x{processes} POST /book")
@@ -212,7 +231,14 @@ class Benchmark:
     def pipeline_at_half(self, system: System, arrivals: Arrivals, accepted: list[str], half_rate: float) -> dict:
         """End-to-end latency of each booking (request sent to notification seen) at a steady rate."""
         count = max(20, int(half_rate * self.plan.half_seconds))
-        spec = {"port": system.port, "kind": "book", "mode": "open", "rate": half_rate, "count": count}
+        spec = {
+            "port": system.port,
+            "kind": "book",
+            "mode": "open",
+            "rate": half_rate,
+            "count": count,
+            "token": system.token,
+        }
         spec.update(duration=self.plan.half_seconds + 1, concurrency=self.plan.concurrency * 4)
         load = drive({**spec, **self.slots.reserve(count)}, "pipeline at half POST /book")
         ids = [booking_id for booking_id, _ in load["accepted"]]

@@ -14,6 +14,10 @@ from collections.abc import Iterator, Mapping
 from http.client import HTTPConnection
 from pathlib import Path
 
+import pika
+import pika.exceptions
+from dramatiq.common import dq_name, xq_name
+
 from bench import REPO
 from clinic.config import STAGES
 
@@ -38,6 +42,7 @@ def clinic_env(namespace: str, database_url: str, worker_processes: int) -> dict
         CLINIC_TIMEZONE="UTC",
         CLINIC_DOCTORS=";".join(DOCTORS),
         CLINIC_WORKER_PROCESSES=str(worker_processes),
+        CLINIC_RATE_LIMIT="0",  # the load comes from one key, far above any per-key rate a clinic would set
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -81,12 +86,24 @@ class System:
         self.api: Part | None = None
         self.workers: dict[str, Part] = {}
         self.sweeper: Part | None = None
+        self.token: str | None = None
 
     def _clinic(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "clinic", *args]
 
     def init_db(self) -> None:
+        """Create the schema and the client key the load sends (``token``)."""
         subprocess.run(self._clinic("init-db"), env=self.env, cwd=REPO, check=True, capture_output=True, timeout=60)
+        created = subprocess.run(
+            self._clinic("keys", "create", "--scope", "client", "--name", "bench"),
+            env=self.env,
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.token = created.stdout.strip()
 
     def start_api(self, timeout: float = 60) -> None:
         self.api = Part("api", self._clinic("api", "--port", str(self.port)), self.env, self.logs / "api.log")
@@ -136,6 +153,19 @@ def peak_rss_mib(pid: int) -> float | None:
             if line.startswith("VmHWM:"):
                 return round(int(line.split()[1]) / 1024, 1)
     return None
+
+
+def delete_namespace(url: str, namespace: str) -> None:
+    """Remove every queue and the exchange a benchmark namespace made (they are durable)."""
+    with contextlib.suppress(pika.exceptions.AMQPError):
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        for stage in STAGES:
+            queue = f"{namespace}.{stage}"
+            for name in (queue, dq_name(queue), xq_name(queue)):
+                channel.queue_delete(name)
+        channel.exchange_delete(f"{namespace}.notifications")
+        connection.close()
 
 
 def new_namespace() -> str:
