@@ -1,1 +1,1 @@
-"""The HTTP API (Falcon), served by waitress: ``waitress-serve --call api.app:get_app``."""
+"""The HTTP API (Falcon), served by waitress through ``python -m api.serve`` (``clinic api``)."""

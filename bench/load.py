@@ -33,9 +33,10 @@ def booking_body(index: int, spec: dict) -> bytes:
 
 
 def build_request(spec: dict, number: int) -> bytes:
-    """The bytes of request ``number`` of the run (POST a booking, GET a booking, or the floor)."""
+    """The bytes of request ``number`` of the run (POST a booking, GET a booking, or the floor),
+    with the run's client key when it has one."""
     host = f"Host: 127.0.0.1:{spec['port']}\r\n"
-    if spec.get("token"):  # the booking endpoints need a client key
+    if spec.get("token"):
         host += f"Authorization: Bearer {spec['token']}\r\n"
     if spec["kind"] == "get":
         ids = spec["ids"]

@@ -198,23 +198,19 @@ class Benchmark:
 
     def api_alone(self, system: System, accepted: list[str]) -> dict:
         """``POST /book`` and ``GET /booking/{id}`` with no worker running (the broker takes the messages)."""
-        port = system.port
         with self.profiler({"api-alone": system.api.process.pid}), self.cpu_meter(system) as meter:
-            post, booked = self.http_load(
-                "POST /book", {"port": port, "kind": "book", "token": system.token}, self.slots
-            )
+            post, booked = self.http_load("POST /book", {**system.target, "kind": "book"}, self.slots)
         load_cpu = post["saturation"]["cpu_s"] + post["half"]["cpu_s"]
         post["cpu"] = meter.result(len(booked), {"load generator": load_cpu})
         accepted.extend(booking_id for booking_id, _ in booked)
         ids = [booking_id for booking_id, _ in booked] or ["00000000-0000-4000-8000-000000000000"]
-        get_spec = {"port": port, "kind": "get", "ids": ids, "token": system.token}
-        get, _ = self.http_load("GET /booking/{id}", get_spec, None)
+        get, _ = self.http_load("GET /booking/{id}", {**system.target, "kind": "get", "ids": ids}, None)
         return {"post_book": post, "get_booking": get}
 
     def pipeline(self, system: System, arrivals: Arrivals, accepted: list[str], processes: int, full: bool) -> dict:
         """Bookings a second from ``POST /book`` to the notification, over ``pipeline_bookings``."""
         plan, count = self.plan, self.plan.pipeline_bookings
-        spec = {"port": system.port, "kind": "book", "mode": "closed", "count": count, "token": system.token}
+        spec = {**system.target, "kind": "book", "mode": "closed", "count": count}
         spec.update(duration=plan.drain_seconds, concurrency=plan.concurrency, **self.slots.reserve(count))
         with self.profiler(self.pipeline_targets(system) if full else {}), self.cpu_meter(system) as meter:
             load = drive(spec, f"pipeline x{processes} POST /book")
@@ -231,14 +227,7 @@ class Benchmark:
     def pipeline_at_half(self, system: System, arrivals: Arrivals, accepted: list[str], half_rate: float) -> dict:
         """End-to-end latency of each booking (request sent to notification seen) at a steady rate."""
         count = max(20, int(half_rate * self.plan.half_seconds))
-        spec = {
-            "port": system.port,
-            "kind": "book",
-            "mode": "open",
-            "rate": half_rate,
-            "count": count,
-            "token": system.token,
-        }
+        spec = {**system.target, "kind": "book", "mode": "open", "rate": half_rate, "count": count}
         spec.update(duration=self.plan.half_seconds + 1, concurrency=self.plan.concurrency * 4)
         load = drive({**spec, **self.slots.reserve(count)}, "pipeline at half POST /book")
         ids = [booking_id for booking_id, _ in load["accepted"]]

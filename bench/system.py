@@ -14,10 +14,6 @@ from collections.abc import Iterator, Mapping
 from http.client import HTTPConnection
 from pathlib import Path
 
-import pika
-import pika.exceptions
-from dramatiq.common import dq_name, xq_name
-
 from bench import REPO
 from clinic.config import STAGES
 
@@ -29,8 +25,9 @@ READY_LINE = "Worker process is ready for action"
 
 
 def clinic_env(namespace: str, database_url: str, worker_processes: int) -> dict[str, str]:
-    """The environment of every part: own namespace and database, simulated delays off, and a
-    clinic open around the clock on a 5-minute grid so thousands of distinct slots are all valid."""
+    """The environment of every part: own namespace and database, simulated delays off, no rate
+    limit (one key makes every request), and a clinic open around the clock on a 5-minute grid so
+    thousands of distinct slots are all valid."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_") or k in PASSED_THROUGH}
     env.update(
         CLINIC_NAMESPACE=namespace,
@@ -42,7 +39,7 @@ def clinic_env(namespace: str, database_url: str, worker_processes: int) -> dict
         CLINIC_TIMEZONE="UTC",
         CLINIC_DOCTORS=";".join(DOCTORS),
         CLINIC_WORKER_PROCESSES=str(worker_processes),
-        CLINIC_RATE_LIMIT="0",  # the load comes from one key, far above any per-key rate a clinic would set
+        CLINIC_RATE_LIMIT="0",
         PYTHONUNBUFFERED="1",
     )
     return env
@@ -88,11 +85,16 @@ class System:
         self.sweeper: Part | None = None
         self.token: str | None = None
 
+    @property
+    def target(self) -> dict:
+        """Where the load generator sends its requests, and the client key it sends."""
+        return {"port": self.port, "token": self.token}
+
     def _clinic(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "clinic", *args]
 
     def init_db(self) -> None:
-        """Create the schema and the client key the load sends (``token``)."""
+        """Create the schema and the client key the load is sent with (the API requires one)."""
         subprocess.run(self._clinic("init-db"), env=self.env, cwd=REPO, check=True, capture_output=True, timeout=60)
         created = subprocess.run(
             self._clinic("keys", "create", "--scope", "client", "--name", "bench"),
@@ -155,21 +157,23 @@ def peak_rss_mib(pid: int) -> float | None:
     return None
 
 
+def new_namespace() -> str:
+    return f"bench{uuid.uuid4().hex[:8]}"
+
+
 def delete_namespace(url: str, namespace: str) -> None:
     """Remove every queue and the exchange a benchmark namespace made (they are durable)."""
+    import pika
+    import pika.exceptions
+
     with contextlib.suppress(pika.exceptions.AMQPError):
         connection = pika.BlockingConnection(pika.URLParameters(url))
         channel = connection.channel()
         for stage in STAGES:
-            queue = f"{namespace}.{stage}"
-            for name in (queue, dq_name(queue), xq_name(queue)):
-                channel.queue_delete(name)
+            for suffix in ("", ".DQ", ".XQ"):
+                channel.queue_delete(f"{namespace}.{stage}{suffix}")
         channel.exchange_delete(f"{namespace}.notifications")
         connection.close()
-
-
-def new_namespace() -> str:
-    return f"bench{uuid.uuid4().hex[:8]}"
 
 
 @contextlib.contextmanager
