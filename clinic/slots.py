@@ -10,13 +10,15 @@ are read in one query per request, whatever the range.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from clinic.bookings import HOLDING, roster
 from clinic.config import Settings
 from clinic.errors import InvalidField
-from clinic.schedule import day_range, doctor_param
+from clinic.schedule import OpeningHours, day_range, doctor_param
 from clinic.store import Booking, utcnow
 
 #: ``to`` defaults to ``from`` plus this many days (a week, both ends included).
@@ -31,48 +33,77 @@ class FreeSlot:
     start: datetime  # aware, in the clinic's zone
     end: datetime
     doctor_id: int
+    text: tuple[str, str] = field(default=("", ""), compare=False, repr=False)  # start, end in ISO 8601
 
     def as_dict(self) -> dict:
-        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "doctor_id": self.doctor_id}
+        start, end = self.text if self.text[0] else (self.start.isoformat(), self.end.isoformat())
+        return {"start": start, "end": end, "doctor_id": self.doctor_id}
+
+
+@dataclass(frozen=True)
+class _Start:
+    instant: datetime  # aware UTC
+    naive: datetime  # the same, naive UTC: as the database holds it
+    start: datetime  # the same, in the clinic's zone
+    end: datetime
+    text: tuple[str, str]
+
+
+@lru_cache(maxsize=1024)
+def _day(zone: ZoneInfo, hours: OpeningHours, minutes: int, day: date) -> tuple[_Start, ...]:
+    """Every slot start of one local day, ascending, with its texts: computed once per day, since
+    a calendar's days do not change (a month costs a few dict lookups after the first request)."""
+    instants: set[datetime] = set()
+    for period in hours.periods:
+        if period.weekday != day.weekday():
+            continue
+        minute = -(-period.opens // minutes) * minutes
+        while minute + minutes <= period.closes:
+            wall = datetime.combine(day, time(minute // 60, minute % 60))
+            for fold in (0, 1):
+                instant = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+                if instant.astimezone(zone).replace(tzinfo=None) == wall:
+                    instants.add(instant)
+            minute += minutes
+    length = timedelta(minutes=minutes)
+    starts = []
+    for instant in sorted(instants):
+        start, end = instant.astimezone(zone), (instant + length).astimezone(zone)
+        starts.append(_Start(instant, instant.replace(tzinfo=None), start, end, (start.isoformat(), end.isoformat())))
+    return tuple(starts)
+
+
+def _starts(settings: Settings, first: date, last: date, now: datetime) -> list[_Start]:
+    horizon = now + timedelta(days=settings.horizon_days)
+    found: list[_Start] = []
+    day = first
+    while day <= last:
+        for start in _day(settings.timezone, settings.hours, settings.slot_minutes, day):
+            if now < start.instant <= horizon:
+                found.append(start)
+        day += timedelta(days=1)
+    return found
 
 
 def grid(settings: Settings, first: date, last: date, *, now: datetime) -> list[datetime]:
     """The bookable slot starts (aware UTC, ascending) from day ``first`` to ``last`` in the clinic's
     zone: on the slot grid, inside working hours, after ``now`` and within the horizon. A local time
     a clock change skips is no slot; one it repeats is two."""
-    zone, minutes = settings.timezone, settings.slot_minutes
-    horizon = now + timedelta(days=settings.horizon_days)
-    starts: set[datetime] = set()
-    day = first
-    while day <= last:
-        for period in settings.hours.periods:
-            if period.weekday != day.weekday():
-                continue
-            minute = -(-period.opens // minutes) * minutes
-            while minute + minutes <= period.closes:
-                wall = datetime.combine(day, time(minute // 60, minute % 60))
-                for fold in (0, 1):
-                    local = wall.replace(tzinfo=zone, fold=fold)
-                    instant = local.astimezone(UTC)
-                    if instant.astimezone(zone).replace(tzinfo=None) == wall and now < instant <= horizon:
-                        starts.add(instant)
-                minute += minutes
-        day += timedelta(days=1)
-    return sorted(starts)
+    return [start.instant for start in _starts(settings, first, last, now)]
 
 
 def held(start: datetime, end: datetime, doctor_id: int | None = None) -> set[tuple[int, datetime]]:
-    """(doctor, slot) of every pending or confirmed booking with a doctor, between two instants:
-    one query, on the (status, slot, doctor_id) index alone. The slots are read as the database
-    holds them (naive UTC) and made aware here, without Peewee's per-row conversion, which cost
-    more than the query itself."""
+    """(doctor, slot as naive UTC) of every pending or confirmed booking with a doctor, between two
+    instants: one query, on the (status, slot, doctor_id) index alone. The slots stay naive UTC,
+    as the database holds them: Peewee's per-row conversion to aware datetimes cost more than the
+    query itself."""
     query = Booking.select(Booking.doctor_id, Booking.slot).where(
         Booking.status.in_(HOLDING), Booking.slot >= start, Booking.slot <= end, Booking.doctor_id.is_null(False)
     )
     if doctor_id is not None:
         query = query.where(Booking.doctor_id == doctor_id)
     cursor = Booking._meta.database.execute(query)
-    return {(doctor, _naive_utc(slot).replace(tzinfo=UTC)) for doctor, slot in cursor.fetchall()}
+    return {(doctor, _naive_utc(slot)) for doctor, slot in cursor.fetchall()}
 
 
 def _naive_utc(value: object) -> datetime:
@@ -85,7 +116,7 @@ def free_slots(
     params: Mapping[str, str],
     *,
     now: Callable[[], datetime] = utcnow,
-    holds: Callable[[datetime, datetime, int | None], Iterable[tuple[int, datetime]]] = held,
+    holds: Callable[[datetime, datetime, int | None], Iterable[tuple[int, datetime]]] = held,  # naive UTC slots
 ) -> list[FreeSlot]:
     """The free slots a ``GET /slots`` query asks for (``from``, ``to``, ``doctor_id``), ordered by
     start then doctor; InvalidField names a bad parameter."""
@@ -99,14 +130,13 @@ def free_slots(
         raise InvalidField("to", f"must be at most {MAX_DAYS - 1} days after from")
     doctor_id = doctor_param(settings, params.get("doctor_id"))
     doctors = [doctor_id] if doctor_id is not None else [doctor.id for doctor in roster(settings)]
-    starts = grid(settings, first, last, now=instant)
+    starts = _starts(settings, first, last, instant)
     if not starts:
         return []
-    taken = set(holds(starts[0], starts[-1], doctor_id))
-    zone, length = settings.timezone, timedelta(minutes=settings.slot_minutes)
+    taken = set(holds(starts[0].instant, starts[-1].instant, doctor_id))
     return [
-        FreeSlot(start.astimezone(zone), (start + length).astimezone(zone), doctor)
+        FreeSlot(start.start, start.end, doctor, start.text)
         for start in starts
         for doctor in doctors
-        if (doctor, start) not in taken
+        if (doctor, start.naive) not in taken
     ]

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from clinic import booking_list, bookings, slots
+from clinic import booking_list, bookings, slots, store
 from clinic.errors import InvalidField
 from tests.support import slot
 
@@ -111,3 +111,16 @@ def test_the_largest_range_holds_in_one_read(db, settings):
     start = date.today() + timedelta(days=1)
     found = slots.free_slots(settings, {"from": start.isoformat(), "to": (start + timedelta(days=30)).isoformat()})
     assert len(found) == len({(f.start, f.doctor_id) for f in found}) > 0
+
+
+def test_free_slots_cost_one_query_whatever_the_range(db, settings, monkeypatch):
+    for hour in range(8, 18):
+        bookings.request_booking(settings, {"patient": "P", "slot": slot(hour, 0), "doctor_id": 1})
+    run = store.database.obj.execute_sql
+    statements = []
+    monkeypatch.setattr(
+        store.database.obj, "execute_sql", lambda sql, *a, **k: statements.append(sql) or run(sql, *a, **k)
+    )
+    start = date.today() + timedelta(days=1)
+    found = slots.free_slots(settings, {"from": start.isoformat(), "to": (start + timedelta(days=30)).isoformat()})
+    assert len(found) > 100 and len(statements) == 1, statements
