@@ -16,6 +16,8 @@ MAX_REQUEST_BODY_BYTES = 64 * 1024
 
 DEFAULT_DOCTORS = ("Dr. Ana Ruiz", "Dr. Luis Gómez", "Dr. Marta Vidal")
 _NAMESPACE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
+#: What CLINIC_QUEUE_TYPE may say: RabbitMQ's classic queues (one node) or quorum queues (replicated).
+QUEUE_TYPES = ("classic", "quorum")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class Settings:
     worker_processes: int = 1
     worker_threads: int = 8
     api_threads: int = 8
+    api_processes: int = 1
+    queue_type: str = "classic"
+    delivery_limit: int = 20
 
     @property
     def exchange(self) -> str:
@@ -47,6 +52,11 @@ class Settings:
     def queue(self, name: str) -> str:
         """The broker queue for one stage of the pipeline, e.g. ``queue("process")``."""
         return f"{self.namespace}.{name}"
+
+    @property
+    def broker_urls(self) -> tuple[str, ...]:
+        """One AMQP URL per RabbitMQ node (``CLINIC_BROKER_URL`` separated by ``;``)."""
+        return tuple(url.strip() for url in self.broker_url.split(";") if url.strip())
 
     @property
     def queues(self) -> tuple[str, ...]:
@@ -60,7 +70,7 @@ class Settings:
         read = _Reader(env)
         return cls(
             database_url=read.text("CLINIC_DATABASE_URL", defaults.database_url),
-            broker_url=read.text("CLINIC_BROKER_URL", defaults.broker_url),
+            broker_url=read.broker_url("CLINIC_BROKER_URL", defaults.broker_url),
             namespace=read.namespace("CLINIC_NAMESPACE", defaults.namespace),
             timezone=read.timezone("CLINIC_TIMEZONE", defaults.timezone),
             doctors=read.doctors("CLINIC_DOCTORS", defaults.doctors),
@@ -79,6 +89,9 @@ class Settings:
             worker_processes=read.integer("CLINIC_WORKER_PROCESSES", defaults.worker_processes, 1, 64),
             worker_threads=read.integer("CLINIC_WORKER_THREADS", defaults.worker_threads, 1, 256),
             api_threads=read.integer("CLINIC_API_THREADS", defaults.api_threads, 1, 256),
+            api_processes=read.integer("CLINIC_API_PROCESSES", defaults.api_processes, 1, 64),
+            queue_type=read.choice("CLINIC_QUEUE_TYPE", defaults.queue_type, QUEUE_TYPES),
+            delivery_limit=read.integer("CLINIC_DELIVERY_LIMIT", defaults.delivery_limit, 1, 10_000),
         )._checked()
 
     @property
@@ -124,6 +137,23 @@ class _Reader:
 
     def text(self, name: str, default: str) -> str:
         return self._raw(name) or default
+
+    def broker_url(self, name: str, default: str) -> str:
+        value = self._raw(name) or default
+        urls = [url.strip() for url in value.split(";") if url.strip()]
+        if not urls:
+            raise ConfigError(name, "must name at least one AMQP URL (several separated by ';')")
+        for url in urls:
+            if not url.startswith(("amqp://", "amqps://")):
+                shown = url.split("@")[-1]  # never a password
+                raise ConfigError(name, f"must be amqp:// or amqps:// URLs separated by ';', not {shown!r}")
+        return ";".join(urls)
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self._raw(name) or default
+        if value not in choices:
+            raise ConfigError(name, f"must be one of {', '.join(choices)}, not {value!r}")
+        return value
 
     def namespace(self, name: str, default: str) -> str:
         value = self._raw(name) or default
