@@ -152,16 +152,19 @@ def http(
 class Clinic:
     """A real ``clinic up`` (waitress API + one dramatiq group per queue + sweeper) for one test."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, *, port: int | None = None) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, *, port: int | None = None, module: str = "clinic"
+    ) -> None:
         self.env = env
         self.port = port or free_port()
+        self.module = module  # run as ``python -m MODULE up --port PORT``
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
     def start(self, *, wait: bool = True) -> Clinic:
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "clinic", "up", "--port", str(self.port)],
+            [sys.executable, "-m", self.module, "up", "--port", str(self.port)],
             env=self.env,
             cwd=REPO,
             stdout=self.log,
