@@ -26,6 +26,7 @@ from api.resources import (
     OpenAPIDocument,
     SlotCollection,
 )
+from api.stream import EventStream
 from api.webhooks import DeliveryLog, DeliveryReplay, WebhookCollection, WebhookItem, WebhookRotation
 from clinic import lifecycle, store
 from clinic.broker import parameters
@@ -97,6 +98,7 @@ def create_app(
         "/slots": SlotCollection(settings),
         "/doctors": DoctorCollection(settings),
         "/health": Health(checks),
+        "/events": EventStream(settings),
         "/webhooks": WebhookCollection(settings, box),
         "/webhooks/{webhook_id}": WebhookItem(settings),
         "/webhooks/{webhook_id}/rotate-secret": WebhookRotation(box),
