@@ -169,11 +169,11 @@ class EventStream:
 
 def _last_event_id(header: str | None, parameter: str | None) -> int | None:
     if header is not None:
-        if not header.strip().isdigit() or len(header.strip()) > 18:
+        if not (header.strip().isascii() and header.strip().isdigit()) or len(header.strip()) > 18:
             raise InvalidHeader("Last-Event-ID", "must be an event id, as a stream's `id:` lines give it")
         return int(header.strip())
     if parameter is not None:
-        if not parameter.isdigit() or len(parameter) > 18:
+        if not (parameter.isascii() and parameter.isdigit()) or len(parameter) > 18:
             raise InvalidField("last_event_id", "must be an event id, as a stream's `id:` lines give it")
         return int(parameter)
     return None

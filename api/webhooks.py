@@ -205,7 +205,7 @@ class DeliveryLog:
     def on_get(self, req: falcon.Request, resp: falcon.Response, webhook_id: str) -> None:
         params = query(req)
         limit = params.get("limit", "50")
-        if not limit.isdigit() or not 1 <= int(limit) <= 200:
+        if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 200:
             raise InvalidField("limit", "must be a whole number from 1 to 200")
         rows, following = webhooks.deliveries(
             registrant(req), webhook_id, status=params.get("status"), limit=int(limit), cursor=params.get("cursor")

@@ -318,7 +318,7 @@ def deliveries(
             raise InvalidField("status", f"must be one of {', '.join(DELIVERY_STATUSES)}")
         query = query.where(WebhookDelivery.status == status)
     if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > 18:
+        if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
             raise InvalidField("cursor", "is not a cursor this API gave")
         query = query.where(WebhookDelivery.id < int(cursor))
     rows = list(query.order_by(WebhookDelivery.id.desc()).limit(limit + 1))
