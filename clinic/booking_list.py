@@ -59,25 +59,55 @@ def list_bookings(settings: Settings, params: Mapping[str, str], *, owner: str |
     unknown = sorted(name for name in params if name not in PARAMETERS)
     if unknown:
         raise InvalidField(unknown[0][:64], "is not a parameter of this request")
-    query = Booking.select()
-    if owner is not None:
-        query = query.where(Booking.owner == owner)
+    statuses = None
     if (status := params.get("status")) is not None:
         if status not in STATUSES:
             raise InvalidField("status", f"must be one of {', '.join(STATUSES)}")
-        query = query.where(Booking.status == status)
-    if (doctor_id := doctor_param(settings, params.get("doctor_id"))) is not None:
-        query = query.where(Booking.doctor_id == doctor_id)
+        statuses = (status,)
+    doctor_id = doctor_param(settings, params.get("doctor_id"))
     first, last = day_range(params.get("from"), params.get("to"), default_from=None, default_days=None)
-    if first is not None:
-        query = query.where(Booking.slot >= _midnight(settings, "from", first))
-    if last is not None:
-        query = query.where(Booking.slot < _midnight(settings, "to", last, days_after=1))
+    since = _midnight(settings, "from", first) if first is not None else None
+    until = _midnight(settings, "to", last, days_after=1) if last is not None else None
     limit = DEFAULT_LIMIT
     if params.get("limit") is not None:
         limit = whole_number("limit", params["limit"], low=1, high=MAX_LIMIT)
-    if params.get("cursor") is not None:
-        slot, booking_id = decode_cursor(params["cursor"])
+    return search(
+        owner=owner,
+        statuses=statuses,
+        doctor_id=doctor_id,
+        since=since,
+        until=until,
+        limit=limit,
+        cursor=params.get("cursor"),
+    )
+
+
+def search(
+    *,
+    owner: str | None,
+    statuses: tuple[str, ...] | None = None,
+    doctor_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> Page:
+    """One page of the bookings ``owner`` may see (None: every booking) with one of ``statuses``,
+    ``doctor_id``, and a slot in ``[since, until)``: the query behind ``GET /bookings`` and the FHIR
+    Appointment search, parameters already read."""
+    query = Booking.select()
+    if owner is not None:
+        query = query.where(Booking.owner == owner)
+    if statuses is not None:
+        query = query.where(Booking.status.in_(statuses))
+    if doctor_id is not None:
+        query = query.where(Booking.doctor_id == doctor_id)
+    if since is not None:
+        query = query.where(Booking.slot >= since)
+    if until is not None:
+        query = query.where(Booking.slot < until)
+    if cursor is not None:
+        slot, booking_id = decode_cursor(cursor)
         query = query.where((Booking.slot > slot) | ((Booking.slot == slot) & (Booking.id > booking_id)))
     found = list(query.order_by(Booking.slot, Booking.id).limit(limit + 1))
     page = found[:limit]
