@@ -9,7 +9,7 @@ from collections.abc import Callable
 import falcon
 import pika
 
-from api import errors, media
+from api import errors, fhir, media
 from api.admin import DeadLetterCollection, DeadLetterReplay
 from api.auth import Authentication
 from api.contract import BodyLimit, BodyValidation
@@ -106,6 +106,7 @@ def create_app(
         "/webhooks/{webhook_id}/deliveries/{delivery_id}/replay": DeliveryReplay(dispatch),
         "/admin/dead-letters": DeadLetterCollection(dead_letters),
         "/admin/dead-letters/replay": DeadLetterReplay(dead_letters),
+        **fhir.routes(settings),
     }
     routes["/openapi.json"] = OpenAPIDocument(settings, routes)
     for path, resource in routes.items():

@@ -41,6 +41,7 @@ class Operation:
     max_body: int = MAX_REQUEST_BODY_BYTES
     parameters: tuple[dict, ...] = ()
     description: str | None = None
+    media_type: str = "application/json"  # of its answers, errors included unless application/json
 
 
 def operation_of(resource: object, method: str) -> Operation | None:

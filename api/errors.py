@@ -1,6 +1,7 @@
 """Domain errors mapped to HTTP once, and every error written by one serializer as an RFC 9457
 problem detail (``application/problem+json``: ``type``, ``title``, ``status``, ``detail``, and
-``field`` or ``header`` when one of them is at fault)."""
+``field`` or ``header`` when one of them is at fault), except under the FHIR view's prefix, where
+it is an OperationOutcome (``application/fhir+json``), as a FHIR client expects."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import falcon
 import msgspec
 
 from api.bodies import Problem
+from clinic import fhir
 from clinic.errors import (
     BookingNotFound,
     BrokerUnavailable,
@@ -32,6 +34,12 @@ PROBLEM_JSON = "application/problem+json"
 #: Problem types of this API; a status that says it all is ``about:blank``.
 TYPE_PREFIX = "urn:clinic:problem:"
 _encoder = msgspec.json.Encoder()
+#: Where the FHIR R4 view lives (``api.fhir``): its errors are OperationOutcomes.
+FHIR_PREFIX = "/fhir/r4"
+
+
+def is_fhir(path: str) -> bool:
+    return path == FHIR_PREFIX or path.startswith(FHIR_PREFIX + "/")
 
 
 def phrase(status: int) -> str:
@@ -87,6 +95,12 @@ class ProblemError(falcon.HTTPError):
 def serialize_error(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
     """Every error, ours or Falcon's (404, 405, 415...), is a problem, whatever the Accept header says."""
     status = error.status_code
+    if is_fhir(req.path):
+        detail = error.description or _DEFAULT_DETAIL.get(status, phrase(status))
+        at_fault = error.field or error.header if isinstance(error, ProblemError) else None
+        resp.data = _encoder.encode(fhir.operation_outcome(status, detail, expression=at_fault))
+        resp.content_type = fhir.MEDIA_TYPE
+        return
     if isinstance(error, ProblemError):
         resp.data = problem_body(
             status,
@@ -131,6 +145,8 @@ def body_too_large(limit: int) -> ProblemError:
 
 
 def invalid_field(req, resp, error: InvalidField, params) -> None:
+    if is_fhir(req.path):  # FHIR answers a search parameter it cannot read with 400
+        raise ProblemError(falcon.HTTP_400, f"{error.field} {error.problem}", field=error.field)
     raise InvalidFieldError(error.field, error.problem)
 
 

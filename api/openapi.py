@@ -119,11 +119,11 @@ def _operation(
         described["requestBody"] = {"required": operation.body_required, "content": content}
     described["responses"] = {}
     for reply in replies:
-        described["responses"].setdefault(str(reply.status), _reply(reply, schema_of))
+        described["responses"].setdefault(str(reply.status), _reply(reply, schema_of, operation.media_type))
     return described
 
 
-def _reply(reply: Reply, schema_of: dict) -> dict:
+def _reply(reply: Reply, schema_of: dict, media_type: str = "application/json") -> dict:
     answer: dict[str, Any] = {"description": reply.description}
     if reply.headers:
         answer["headers"] = {
@@ -131,7 +131,9 @@ def _reply(reply: Reply, schema_of: dict) -> dict:
             for name, text in reply.headers.items()
         }
     if reply.body is not None:
-        answer["content"] = {"application/json": {"schema": schema_of[id(reply.body)]}}
+        answer["content"] = {media_type: {"schema": schema_of[id(reply.body)]}}
+    elif reply.status >= 400 and media_type != "application/json":  # e.g. FHIR's OperationOutcome
+        answer["content"] = {media_type: {"schema": {"type": "object"}}}
     elif reply.status >= 400:
         answer["content"] = {PROBLEM_JSON: {"schema": schema_of[id(Problem)]}}
     return answer
