@@ -39,9 +39,8 @@ def declare(
     def reject_booking(booking_id: str, reason: str) -> None:
         route(lifecycle.reject(booking_id, reason))
 
-    def notify_booking(booking_id: str) -> None:
-        notice = lifecycle.notification(settings, booking_id)
-        if notice is not None:
+    def notify_booking(booking_id: str, status: str | None = None) -> None:
+        for notice in lifecycle.notifications(settings, booking_id, status):
             publisher.publish(notice)
 
     def reject_unanswered_booking(message: dict, retries: dict) -> None:

@@ -15,7 +15,17 @@ from api.auth import Authentication
 from api.contract import BodyLimit, BodyValidation
 from api.openapi import example_slots
 from api.ratelimit import RateLimiter, TokenBuckets
-from api.resources import BookingCollection, BookingItem, DoctorCollection, Health, OpenAPIDocument
+from api.resources import (
+    BookingCancel,
+    BookingCollection,
+    BookingItem,
+    BookingListing,
+    BookingReschedule,
+    DoctorCollection,
+    Health,
+    OpenAPIDocument,
+    SlotCollection,
+)
 from clinic import lifecycle, store
 from clinic.broker import parameters
 from clinic.broker.deadletters import DeadLetters
@@ -49,12 +59,12 @@ def broker_check(url: str) -> Callable[[], None]:
 def create_app(
     settings: Settings,
     *,
-    dispatch: Callable[[str], None],
+    dispatch: Callable[[lifecycle.Step], object],
     checks: dict[str, Callable[[], None]] | None = None,
     dead_letters: DeadLetters | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> falcon.App:
-    """Build the API around a dispatcher that hands a booking id to the processor. The settings
+    """Build the API around a dispatcher that sends a pipeline step (``lifecycle.Step``). The settings
     decide the access mode (``open_access``) and the per-key rate limit."""
     buckets = TokenBuckets(settings.rate_limit, clock=clock) if settings.rate_limit else None
     app = falcon.App(
@@ -75,6 +85,12 @@ def create_app(
     routes: dict[str, object] = {
         "/book": BookingCollection(settings, dispatch, slot_examples=example_slots(settings)),
         "/booking/{booking_id}": BookingItem(settings),
+        "/booking/{booking_id}/cancel": BookingCancel(settings, dispatch),
+        "/booking/{booking_id}/reschedule": BookingReschedule(
+            settings, dispatch, slot_examples=example_slots(settings)
+        ),
+        "/bookings": BookingListing(settings),
+        "/slots": SlotCollection(settings),
         "/doctors": DoctorCollection(settings),
         "/health": Health(checks),
         "/admin/dead-letters": DeadLetterCollection(dead_letters),
@@ -103,6 +119,6 @@ def get_app() -> falcon.App:
         )
     return create_app(
         settings,
-        dispatch=lambda booking_id: dispatcher.send(lifecycle.accepted(booking_id)),
+        dispatch=dispatcher.send,
         dead_letters=DeadLetters(settings, broker=broker),
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import falcon
 
 from clinic import keys
+from clinic.errors import NotAuthenticated
 
 
 def bearer_token(req: falcon.Request) -> str | None:
@@ -41,10 +42,17 @@ class Authentication:
         token = bearer_token(req)
         if token is None and self.open_access and not req.get_header("Authorization"):
             return
-        req.context.principal = keys.authenticate(token, keys.CLIENT)
+        try:
+            req.context.principal = keys.authenticate(token, keys.CLIENT)
+        except NotAuthenticated:
+            # A resource an admin may read too (GET /bookings): an admin key is the other way in.
+            if token is None or not getattr(resource, "admin_may_read", False):
+                raise
+            req.context.principal = keys.authenticate(token, keys.ADMIN)
 
 
 def owner(req: falcon.Request) -> str | None:
-    """The owner of the bookings this request may create and see (None: open mode, everyone's)."""
+    """The owner of the bookings this request may create and see (None: open mode or an admin
+    key, everyone's)."""
     principal = req.context.principal
-    return principal.key_id if principal is not None else None
+    return principal.key_id if principal is not None and principal.scope == keys.CLIENT else None

@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from clinic.bookings import PATIENT_MAX_LENGTH, Doctor
+from clinic.booking_list import MAX_LIMIT
+from clinic.bookings import PATIENT_MAX_LENGTH, REASON_MAX_LENGTH, Doctor
 from clinic.broker.deadletters import DeadLetter
 from clinic.config import STAGES, Settings
 
@@ -29,21 +30,12 @@ PATTERN_HINTS = {
 }
 
 DateTime = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
-Status = Literal["pending", "confirmed", "rejected"]
+Status = Literal["pending", "confirmed", "rejected", "cancelled"]
+BookingId = Annotated[str, Meta(extra_json_schema={"format": "uuid"})]
 Stage = Literal[STAGES]
 
 
-def booking_request(settings: Settings, *, slot_examples: list[str] | None = None) -> type[Struct]:
-    """``POST /book``'s body. Types and shapes are checked here; the Unicode and slot rules by
-    ``clinic.bookings.request_booking`` once the body has this shape."""
-    patient = Annotated[
-        str,
-        Meta(
-            min_length=1,
-            max_length=PATIENT_MAX_LENGTH,
-            description="the patient's name; letters of any script, no control or format characters",
-        ),
-    ]
+def _slot_and_doctor(settings: Settings, slot_examples: list[str] | None) -> list[tuple]:
     slot = Annotated[
         str,
         Meta(
@@ -59,17 +51,50 @@ def booking_request(settings: Settings, *, slot_examples: list[str] | None = Non
         int,
         Meta(ge=1, le=len(settings.doctors), description="a doctor from GET /doctors; null: the first doctor free"),
     ]
+    return [("slot", slot), ("doctor_id", doctor_id | None, None)]
+
+
+def booking_request(settings: Settings, *, slot_examples: list[str] | None = None) -> type[Struct]:
+    """``POST /book``'s body. Types and shapes are checked here; the Unicode and slot rules by
+    ``clinic.bookings.request_booking`` once the body has this shape."""
+    patient = Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=PATIENT_MAX_LENGTH,
+            description="the patient's name; letters of any script, no control or format characters",
+        ),
+    ]
     return msgspec.defstruct(
-        "BookingRequest",
-        [("patient", patient), ("slot", slot), ("doctor_id", doctor_id | None, None)],
-        forbid_unknown_fields=True,
+        "BookingRequest", [("patient", patient), *_slot_and_doctor(settings, slot_examples)], forbid_unknown_fields=True
     )
+
+
+def reschedule_request(settings: Settings, *, slot_examples: list[str] | None = None) -> type[Struct]:
+    """``POST /booking/{booking_id}/reschedule``'s body: the new slot and doctor, by ``POST /book``'s rules."""
+    return msgspec.defstruct("RescheduleRequest", _slot_and_doctor(settings, slot_examples), forbid_unknown_fields=True)
+
+
+class CancelRequest(Struct, forbid_unknown_fields=True):
+    """``POST /booking/{booking_id}/cancel``'s optional body."""
+
+    reason: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=REASON_MAX_LENGTH,
+                description="why (default 'cancelled by the patient'); the same character rules as patient",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
 
 
 class Booking(Struct):
     """A booking as ``POST /book`` answers it."""
 
-    booking_id: Annotated[str, Meta(extra_json_schema={"format": "uuid"})]
+    booking_id: BookingId
     status: Status
     patient: str
     slot: Annotated[str, Meta(description="ISO 8601 in the clinic's zone, with its offset")]
@@ -82,13 +107,44 @@ class Event(Struct):
     at: DateTime
 
 
-class BookingDetail(Booking):
-    """A booking with its outcome and history, as ``GET /booking/{booking_id}`` answers it."""
+class BookingSummary(Booking):
+    """A booking with its outcome and the bookings it replaces or was replaced by."""
 
     reason: str | None
     created_at: DateTime
     updated_at: DateTime
+    rescheduled_from: Annotated[BookingId | None, Meta(description="the booking this one would replace")]
+    rescheduled_to: Annotated[BookingId | None, Meta(description="the booking that replaced this one")]
+
+
+class BookingDetail(BookingSummary):
+    """A booking with its outcome and history, as ``GET /booking/{booking_id}`` answers it."""
+
     history: list[Event]
+
+
+class BookingPage(Struct):
+    """One page of ``GET /bookings``, ordered by slot then id."""
+
+    bookings: list[BookingSummary]
+    next_cursor: Annotated[str | None, Meta(description="pass as cursor for the next page; null on the last page")]
+
+
+class FreeSlot(Struct):
+    start: Annotated[str, Meta(description="ISO 8601 in the clinic's zone, with its offset")]
+    end: str
+    doctor_id: int
+
+
+class FreeSlots(Struct):
+    """``GET /slots``: the free slots, ordered by start then doctor."""
+
+    timezone: Annotated[str, Meta(description="the clinic's zone, in which from and to are read")]
+    slots: list[FreeSlot]
+
+
+#: GET /bookings' limit, as documented (clinic.booking_list checks it).
+LIMIT_RANGE = (1, MAX_LIMIT)
 
 
 class Roster(Struct):
@@ -104,11 +160,11 @@ class Health(Struct):
 class DeadLetterList(Struct):
     dead_letters: list[DeadLetter]
     count: int
-    retention_days: float  # Dramatiq's dead-message TTL in days, not always whole
+    retention_days: int
 
 
 class ReplayRequest(Struct, forbid_unknown_fields=True):
-    """Which dead letters to replay; ``clinic.deadletters.replay_request`` decides between the two forms."""
+    """Which dead letters to replay; ``clinic.broker.deadletters.replay_request`` decides between the two forms."""
 
     queue: Stage | UnsetType = UNSET
     message_id: Annotated[str, Meta(min_length=1, max_length=64)] | UnsetType = UNSET
@@ -145,3 +201,6 @@ class Problem(Struct, omit_defaults=True):
         UNSET
     )
     header: Annotated[str, Meta(description="the request header at fault")] | UnsetType = UNSET
+    booking_id: (
+        Annotated[str, Meta(description="the booking in the way (the reschedule already in flight)")] | UnsetType
+    ) = UNSET

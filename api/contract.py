@@ -37,6 +37,7 @@ class Operation:
     summary: str
     replies: tuple[Reply, ...]
     body: Any = None  # the request body's type (a msgspec Struct, maybe Annotated), or None
+    body_required: bool = True  # False: an empty body is allowed, and req.context.body is None
     max_body: int = MAX_REQUEST_BODY_BYTES
     parameters: tuple[dict, ...] = ()
     description: str | None = None
@@ -65,6 +66,9 @@ class BodyValidation:
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
         operation = operation_of(resource, req.method) if resource is not None else None
         if operation is not None and operation.body is not None:
+            if not operation.body_required and not req.content_length:
+                req.context.body = None
+                return
             req.context.body = validate(req.get_media(), operation.body)
 
 

@@ -21,6 +21,8 @@ from clinic.errors import (
     InvalidField,
     InvalidHeader,
     NotAuthenticated,
+    RescheduleInFlight,
+    TransitionRefused,
 )
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ def problem_body(
     title: str | None = None,
     field: str | None = None,
     header: str | None = None,
+    booking_id: str | None = None,
 ) -> bytes:
     """The encoded problem; ``kind`` names one of our problem types, else the type is about:blank
     and the title is the status's phrase (as RFC 9457 asks)."""
@@ -56,6 +59,7 @@ def problem_body(
         detail=detail,
         field=msgspec.UNSET if field is None else field,
         header=msgspec.UNSET if header is None else header,
+        booking_id=msgspec.UNSET if booking_id is None else booking_id,
     )
     return _encoder.encode(body)
 
@@ -73,9 +77,10 @@ class ProblemError(falcon.HTTPError):
         field: str | None = None,
         header: str | None = None,
         headers: dict[str, str] | None = None,
+        booking_id: str | None = None,
     ) -> None:
         super().__init__(status, title=title, description=detail, headers=headers)
-        self.kind, self.field, self.header = kind, field, header
+        self.kind, self.field, self.header, self.booking_id = kind, field, header, booking_id
 
 
 def serialize_error(req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError) -> None:
@@ -83,7 +88,13 @@ def serialize_error(req: falcon.Request, resp: falcon.Response, error: falcon.HT
     status = error.status_code
     if isinstance(error, ProblemError):
         resp.data = problem_body(
-            status, error.description, kind=error.kind, title=error.title, field=error.field, header=error.header
+            status,
+            error.description,
+            kind=error.kind,
+            title=error.title,
+            field=error.field,
+            header=error.header,
+            booking_id=error.booking_id,
         )
     else:
         resp.data = problem_body(status, error.description or _DEFAULT_DETAIL.get(status, phrase(status)))
@@ -167,6 +178,26 @@ def booking_not_found(req, resp, error: BookingNotFound, params) -> None:
     raise ProblemError(falcon.HTTP_404, "no such booking")
 
 
+def transition_refused(req, resp, error: TransitionRefused, params) -> None:
+    raise ProblemError(
+        falcon.HTTP_409,
+        f"the booking is {error.status}: {error.problem}",
+        kind="invalid-transition",
+        title="Not possible in this status",
+    )
+
+
+def reschedule_in_flight(req, resp, error: RescheduleInFlight, params) -> None:
+    raise ProblemError(
+        falcon.HTTP_409,
+        f"booking {error.pending_id} is already moving this booking; wait for it to be decided, or cancel it",
+        kind="reschedule-in-flight",
+        title="A reschedule is in flight",
+        booking_id=error.pending_id,
+        headers={"Location": f"/booking/{error.pending_id}"} if error.pending_id else None,
+    )
+
+
 def unexpected(req, resp, error: Exception, params) -> None:
     """The last resort: log the failure (types and ids only) and answer a bare 500."""
     if isinstance(error, falcon.HTTPError):
@@ -190,4 +221,6 @@ def install(app: falcon.App) -> None:
     app.add_error_handler(IdempotencyConflict, idempotency_conflict)
     app.add_error_handler(DeadLetterNotFound, dead_letter_not_found)
     app.add_error_handler(BrokerUnavailable, broker_unavailable)
+    app.add_error_handler(TransitionRefused, transition_refused)
+    app.add_error_handler(RescheduleInFlight, reschedule_in_flight)
     app.set_error_serializer(serialize_error)

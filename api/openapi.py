@@ -70,7 +70,10 @@ def openapi_document(settings: Settings, routes: Mapping[str, object]) -> dict:
     for path, resource in routes.items():
         scope = getattr(resource, "scope", None)
         for method, operation in resource.operations.items():
-            paths.setdefault(path, {})[method] = _operation(operation, scope, settings, schema_of)
+            also_admin = getattr(resource, "admin_may_read", False)
+            paths.setdefault(path, {})[method] = _operation(
+                operation, scope, settings, schema_of, also_admin=also_admin
+            )
     return {
         "openapi": "3.1.0",
         "info": {
@@ -90,7 +93,9 @@ def openapi_document(settings: Settings, routes: Mapping[str, object]) -> dict:
     }
 
 
-def _operation(operation: Operation, scope: str | None, settings: Settings, schema_of: dict) -> dict:
+def _operation(
+    operation: Operation, scope: str | None, settings: Settings, schema_of: dict, *, also_admin: bool = False
+) -> dict:
     replies = list(operation.replies)
     if operation.body is not None:
         replies += _BODY_ERRORS
@@ -103,13 +108,15 @@ def _operation(operation: Operation, scope: str | None, settings: Settings, sche
         described["description"] = operation.description
     if scope is not None:
         required = [{_SCHEME_NAMES[scope]: []}]
+        if also_admin:  # an admin key reads every client's bookings here
+            required.append({_SCHEME_NAMES[keys.ADMIN]: []})
         # In open mode (development) a client key is optional: one that is sent is still checked.
         described["security"] = required + [{}] if scope == keys.CLIENT and settings.open_access else required
     if operation.parameters:
         described["parameters"] = list(operation.parameters)
     if operation.body is not None:
         content = {"application/json": {"schema": schema_of[id(operation.body)]}}
-        described["requestBody"] = {"required": True, "content": content}
+        described["requestBody"] = {"required": operation.body_required, "content": content}
     described["responses"] = {}
     for reply in replies:
         described["responses"].setdefault(str(reply.status), _reply(reply, schema_of))

@@ -14,8 +14,10 @@ from api import bodies
 from api.auth import owner
 from api.contract import Operation, Reply
 from api.openapi import openapi_document
-from clinic import bookings, idempotency, keys
+from clinic import booking_list, bookings, idempotency, keys, lifecycle, slots
 from clinic.config import Settings
+from clinic.errors import InvalidField
+from clinic.lifecycle import Step
 from clinic.store import Booking
 
 logger = logging.getLogger(__name__)
@@ -33,8 +35,16 @@ _IDEMPOTENCY_KEY = {
 }
 
 
-def booking_json(settings: Settings, booking: Booking, *, full: bool = False) -> dict:
-    """The booking as ``bodies.Booking`` (or ``BookingDetail`` with ``full``), as plain JSON values."""
+_BOOKING_ID = {"name": "booking_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def booking_json(settings: Settings, booking: Booking, *, full: bool = False, summary: bool = False) -> dict:
+    """The booking as ``bodies.Booking``, ``BookingSummary`` (``summary``) or ``BookingDetail``
+    (``full``), as plain JSON values."""
+    return msgspec.to_builtins(booking_body(settings, booking, full=full, summary=summary))
+
+
+def booking_body(settings: Settings, booking: Booking, *, full: bool = False, summary: bool = False):
     common = {
         "booking_id": booking.id,
         "status": booking.status,
@@ -42,17 +52,43 @@ def booking_json(settings: Settings, booking: Booking, *, full: bool = False) ->
         "slot": booking.slot.astimezone(settings.timezone).isoformat(),
         "doctor_id": booking.doctor_id,
     }
-    if not full:
-        return msgspec.to_builtins(bodies.Booking(**common))
-    history = [bodies.Event(event.status, event.reason, event.at.isoformat()) for event in bookings.history(booking)]
-    detail = bodies.BookingDetail(
-        **common,
+    if not (full or summary):
+        return bodies.Booking(**common)
+    common.update(
         reason=booking.reason,
         created_at=booking.created_at.isoformat(),
         updated_at=booking.updated_at.isoformat(),
-        history=history,
+        rescheduled_from=booking.rescheduled_from,
+        rescheduled_to=booking.rescheduled_to,
     )
-    return msgspec.to_builtins(detail)
+    if not full:
+        return bodies.BookingSummary(**common)
+    history = [bodies.Event(event.status, event.reason, event.at.isoformat()) for event in bookings.history(booking)]
+    return bodies.BookingDetail(**common, history=history)
+
+
+def query(req: falcon.Request) -> dict[str, str]:
+    """The query string's parameters, each given at most once."""
+    params = {}
+    for name, value in req.params.items():
+        if isinstance(value, list):
+            raise InvalidField(name[:64], "must be given once")
+        params[name] = value
+    return params
+
+
+class Sender:
+    """Sends a step after its change is committed; the database row is the record, so a broker
+    that does not answer is logged and the request still succeeds."""
+
+    def __init__(self, dispatch: Callable[[Step], object]) -> None:
+        self.dispatch = dispatch
+
+    def __call__(self, step: Step) -> None:
+        try:
+            self.dispatch(step)
+        except Exception as error:
+            logger.warning("Booking %s changed but %s not sent (%s)", step.args[0], step.stage, type(error).__name__)
 
 
 class BookingCollection:
@@ -61,9 +97,9 @@ class BookingCollection:
 
     scope = keys.CLIENT
 
-    def __init__(self, settings: Settings, dispatch: Callable[[str], None], *, slot_examples=None) -> None:
+    def __init__(self, settings: Settings, dispatch: Callable[[Step], object], *, slot_examples=None) -> None:
         self.settings = settings
-        self.dispatch = dispatch
+        self.send = Sender(dispatch)
         self.operations = {
             "post": Operation(
                 "requestBooking",
@@ -103,21 +139,19 @@ class BookingCollection:
             answer = idempotency.request_booking_once(
                 self.settings, body, key=key, owner=owner(req), respond=lambda b: (202, booking_json(self.settings, b))
             )
-        if answer.replayed:
-            resp.set_header("Idempotent-Replayed", "true")
-        else:
-            self._send(answer.booking_id)
-        resp.status = answer.status
-        resp.location = f"/booking/{answer.booking_id}"
-        resp.media = answer.body
+        answer_accepted(resp, answer, self.send)
 
-    def _send(self, booking_id: str) -> None:
-        try:
-            self.dispatch(booking_id)
-        except Exception as error:  # the row is the record: the sweeper sends it once the broker is back
-            logger.warning(
-                "Booking %s stored but not sent (%s); the sweeper will send it", booking_id, type(error).__name__
-            )
+
+def answer_accepted(resp: falcon.Response, answer: idempotency.Answer, send: Sender) -> None:
+    """202 with the new pending booking, sent to the processor unless this is a replayed answer
+    (if the send fails, the sweeper sends it once the broker is back)."""
+    if answer.replayed:
+        resp.set_header("Idempotent-Replayed", "true")
+    else:
+        send(lifecycle.accepted(answer.booking_id))
+    resp.status = answer.status
+    resp.location = f"/booking/{answer.booking_id}"
+    resp.media = answer.body
 
 
 class BookingItem:
@@ -128,7 +162,7 @@ class BookingItem:
         "get": Operation(
             "getBooking",
             "A booking with its status history",
-            parameters=({"name": "booking_id", "in": "path", "required": True, "schema": {"type": "string"}},),
+            parameters=(_BOOKING_ID,),
             replies=(
                 Reply(200, "The booking", bodies.BookingDetail),
                 Reply(404, "No booking has that id, or it is another client's"),
@@ -141,6 +175,226 @@ class BookingItem:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, booking_id: str) -> None:
         resp.media = booking_json(self.settings, bookings.get_booking(booking_id, owner=owner(req)), full=True)
+
+
+class BookingCancel:
+    """``POST /booking/{booking_id}/cancel``: cancel a pending or confirmed booking (a confirmed
+    slot is free at once); cancelling again answers the booking unchanged."""
+
+    scope = keys.CLIENT
+    operations = {
+        "post": Operation(
+            "cancelBooking",
+            "Cancel a booking",
+            body=bodies.CancelRequest,
+            body_required=False,
+            parameters=(_BOOKING_ID,),
+            replies=(
+                Reply(200, "The booking, now cancelled (or cancelled before: unchanged)", bodies.BookingDetail),
+                Reply(404, "No booking has that id, or it is another client's"),
+                Reply(409, "The booking was rejected: it holds nothing to cancel"),
+            ),
+        )
+    }
+
+    def __init__(self, settings: Settings, dispatch: Callable[[Step], object]) -> None:
+        self.settings = settings
+        self.send = Sender(dispatch)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, booking_id: str) -> None:
+        body = req.get_media() if req.context.body is not None else None
+        booking, outcome = bookings.cancel_request(booking_id, body, owner=owner(req))
+        if outcome is bookings.Outcome.CHANGED:
+            self.send(lifecycle.cancelled(booking.id))
+        resp.media = booking_json(self.settings, booking, full=True)
+
+
+class BookingReschedule:
+    """``POST /booking/{booking_id}/reschedule``: ask for another slot. A new pending booking goes
+    through the pipeline; once it is confirmed it replaces this one, and if it is not, this one
+    stays exactly as it was."""
+
+    scope = keys.CLIENT
+
+    def __init__(self, settings: Settings, dispatch: Callable[[Step], object], *, slot_examples=None) -> None:
+        self.settings = settings
+        self.send = Sender(dispatch)
+        self.operations = {
+            "post": Operation(
+                "rescheduleBooking",
+                "Move a booking to another slot",
+                body=bodies.reschedule_request(settings, slot_examples=slot_examples),
+                parameters=(_BOOKING_ID, _IDEMPOTENCY_KEY),
+                replies=(
+                    Reply(
+                        202,
+                        "A new pending booking (rescheduled_from names this one), decided asynchronously",
+                        bodies.BookingSummary,
+                        headers={
+                            "Location": "/booking/{booking_id} of the new booking",
+                            "Idempotent-Replayed": "`true` when this is the stored answer to an earlier request",
+                        },
+                    ),
+                    Reply(400, "The body is not JSON the API reads (`field` is body), or Idempotency-Key is malformed"),
+                    Reply(404, "No booking has that id, or it is another client's"),
+                    Reply(
+                        409,
+                        "The booking is rejected, cancelled or already replaced; or a reschedule of it is in flight "
+                        "(`booking_id` and Location name it); or a request with the same Idempotency-Key is being "
+                        "handled",
+                    ),
+                    Reply(
+                        422,
+                        "A field is missing, of the wrong type or breaks a booking rule (`field` names it), "
+                        "or the Idempotency-Key was used with another body (`header` names it)",
+                    ),
+                ),
+            )
+        }
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, booking_id: str) -> None:
+        key = idempotency.check_key(req.get_header(idempotency.HEADER))
+        body = req.get_media()
+
+        def respond(booking: Booking) -> tuple[int, dict]:
+            return 202, booking_json(self.settings, booking, summary=True)
+
+        if key is None:
+            booking = bookings.request_reschedule(self.settings, booking_id, body, owner=owner(req))
+            answer = idempotency.Answer(booking.id, *respond(booking), replayed=False)
+        else:
+            answer = idempotency.reschedule_once(
+                self.settings, booking_id, body, key=key, owner=owner(req), respond=respond
+            )
+        answer_accepted(resp, answer, self.send)
+
+
+_DAY_PARAMETER = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+
+
+def _doctor_parameter(settings: Settings) -> dict:
+    return {
+        "name": "doctor_id",
+        "in": "query",
+        "required": False,
+        "description": "only this doctor (see GET /doctors)",
+        "schema": {"type": "integer", "minimum": 1, "maximum": len(settings.doctors)},
+    }
+
+
+class SlotCollection:
+    """``GET /slots``: the free slots of a range of days, computed from the database now."""
+
+    scope = keys.CLIENT
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        days = f"at most {slots.MAX_DAYS} days, both included"
+        self.operations = {
+            "get": Operation(
+                "listFreeSlots",
+                "The free slots",
+                description=(
+                    "A slot is listed when it is in a doctor's working hours, in the future, within the booking "
+                    "horizon, and no pending or confirmed booking names that doctor for it. A pending booking that "
+                    "names no doctor yet holds nothing. Not cached: computed at the time of the request."
+                ),
+                parameters=(
+                    {
+                        "name": "from",
+                        "in": "query",
+                        "required": False,
+                        "description": "first day (clinic zone); default today",
+                        "schema": _DAY_PARAMETER,
+                    },
+                    {
+                        "name": "to",
+                        "in": "query",
+                        "required": False,
+                        "description": f"last day (clinic zone); default from + {slots.DEFAULT_DAYS - 1} days; {days}",
+                        "schema": _DAY_PARAMETER,
+                    },
+                    _doctor_parameter(settings),
+                ),
+                replies=(
+                    Reply(200, "The free slots, by start then doctor", bodies.FreeSlots),
+                    Reply(422, "A bad date, to before from, a range too long or an unknown doctor; `field` names it"),
+                ),
+            )
+        }
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        found = slots.free_slots(self.settings, query(req))
+        resp.cache_control = ["no-store"]
+        resp.media = {"timezone": self.settings.timezone.key, "slots": [slot.as_dict() for slot in found]}
+
+
+class BookingListing:
+    """``GET /bookings``: a page of the client's bookings (an admin key: everyone's)."""
+
+    scope = keys.CLIENT
+    admin_may_read = True
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        day = "(clinic zone, both included)"
+        self.operations = {
+            "get": Operation(
+                "listBookings",
+                "The bookings, page by page",
+                description="A client key sees its own bookings, an admin key every booking. Filters combine.",
+                parameters=(
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": list(bookings.STATUSES)},
+                    },
+                    _doctor_parameter(settings),
+                    {
+                        "name": "from",
+                        "in": "query",
+                        "required": False,
+                        "description": f"slots on or after this day {day}",
+                        "schema": _DAY_PARAMETER,
+                    },
+                    {
+                        "name": "to",
+                        "in": "query",
+                        "required": False,
+                        "description": f"slots on or before this day {day}",
+                        "schema": _DAY_PARAMETER,
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": booking_list.MAX_LIMIT,
+                            "default": booking_list.DEFAULT_LIMIT,
+                        },
+                    },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "required": False,
+                        "description": "next_cursor of the previous page, as given",
+                        "schema": {"type": "string"},
+                    },
+                ),
+                replies=(
+                    Reply(200, "One page, by slot then id", bodies.BookingPage),
+                    Reply(422, "A bad filter, limit or cursor; `field` names it"),
+                ),
+            )
+        }
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        page = booking_list.list_bookings(self.settings, query(req), owner=owner(req))
+        listed = [booking_body(self.settings, booking, summary=True) for booking in page.bookings]
+        resp.media = msgspec.to_builtins(bodies.BookingPage(listed, page.next_cursor))
 
 
 class DoctorCollection:

@@ -18,6 +18,7 @@ class Plan:
     scaling_processes: tuple[int, ...]
     concurrency: int  # connections of a closed-loop run (twice waitress's 8 threads)
     drain_seconds: float  # how long the pipeline may take to finish after the last request
+    slots_requests: int  # GET /slots of 31 days, one after another, against 10,000 stored bookings
 
     def with_bookings(self, bookings: int | None) -> Plan:
         return self if bookings is None else replace(self, pipeline_bookings=bookings)
@@ -33,6 +34,7 @@ FULL = Plan(
     scaling_processes=(1, 2),
     concurrency=16,
     drain_seconds=240.0,
+    slots_requests=1000,
 )
 
 QUICK = Plan(
@@ -45,4 +47,5 @@ QUICK = Plan(
     scaling_processes=(1, 2),
     concurrency=16,
     drain_seconds=60.0,
+    slots_requests=100,
 )

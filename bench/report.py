@@ -31,6 +31,7 @@ def targets(results: dict) -> list[dict]:
         ("end-to-end p99 at half saturation (ms)", half.get("p99_ms"), "<", 100),
         ("API peak RSS (MiB)", results["memory"]["api_peak_rss_mib"], "<", 80),
         ("worker peak RSS, largest (MiB)", max((w for w in workers if w is not None), default=None), "<", 100),
+        ("GET /slots p99, 31 days, 10,000 bookings (ms)", results.get("slots", {}).get("p99_ms"), "<", 50),
     ]
     return [
         {
@@ -66,6 +67,14 @@ def table(results: dict) -> str:
             f"end-to-end at half: p50 {half.get('p50_ms')} / p95 {half.get('p95_ms')} / p99 {half.get('p99_ms')} ms",
         ),
     ]
+    if slots := results.get("slots"):
+        rows.append(
+            (
+                f"GET /slots, {slots['days']} days x {slots['doctors']} doctors",
+                f"{slots['slots_listed']} slots",
+                f"p50 {slots['p50_ms']} / p99 {slots['p99_ms']} ms, {slots['bookings_stored']} bookings stored",
+            )
+        )
     rows += [
         (
             f"  scaling: {s['worker_processes']} process(es) x {s['worker_threads']} threads / queue",

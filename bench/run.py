@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import REPO, broker_floor, integrity
+from bench import REPO, broker_floor, free_slots, integrity
 from bench.arrivals import Arrivals
 from bench.cpu import CpuMeter, pids_named
 from bench.driver import drive
@@ -70,6 +70,7 @@ class Benchmark:
 
     def run(self) -> dict:
         self.results["floors"] = {"http": self.http_floor(), "broker": self.broker_floor()}
+        self.results["slots"] = self.free_slots()
         first = self.system(self.plan.scaling_processes[0], full=True)
         self.results["api"] = first.pop("api")
         self.results["pipeline"] = first["pipeline"]
@@ -123,6 +124,21 @@ class Benchmark:
             )
         finally:
             delete_namespace(self.settings.broker_url, namespace)
+
+    def free_slots(self) -> dict:
+        """GET /slots over 31 days for every doctor, with 10,000 bookings stored (``bench.free_slots``)."""
+        namespace = new_namespace()
+        with self.database_url(namespace) as url:
+            try:
+                return free_slots.measure(
+                    url,
+                    namespace,
+                    self.logs / f"{namespace}-slots",
+                    port=free_port(),
+                    requests=self.plan.slots_requests,
+                )
+            finally:
+                delete_namespace(self.settings.broker_url, namespace)
 
     # -- HTTP load ------------------------------------------------------------------------------
 

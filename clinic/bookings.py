@@ -1,4 +1,7 @@
-"""Bookings as data: accept a request as pending, read it, and confirm or reject it exactly once.
+"""Bookings as data: accept a request (or a reschedule) as pending, read it, confirm or reject it
+exactly once, and cancel it once. Every guard is in the database: a status moves by a conditional
+``UPDATE ... WHERE status IN (...)``, and unique indexes refuse a doctor's slot twice and a second
+reschedule in flight.
 
 What the pipeline does with a booking (which step follows which) is :mod:`clinic.lifecycle`."""
 
@@ -15,14 +18,24 @@ from typing import Any
 import peewee
 
 from clinic.config import Settings
-from clinic.errors import BookingNotFound, InvalidField
+from clinic.errors import BookingNotFound, InvalidField, RescheduleInFlight, TransitionRefused
 from clinic.schedule import parse_slot
 from clinic.store import Booking, BookingEvent, Compiled, column_values, database, utcnow
 
-PENDING, CONFIRMED, REJECTED = "pending", "confirmed", "rejected"
-FINAL_STATUSES = (CONFIRMED, REJECTED)
+PENDING, CONFIRMED, REJECTED, CANCELLED = "pending", "confirmed", "rejected", "cancelled"
+STATUSES = (PENDING, CONFIRMED, REJECTED, CANCELLED)
+#: The statuses a notification announces.
+FINAL_STATUSES = (CONFIRMED, REJECTED, CANCELLED)
+#: A booking in one of these holds its doctor's slot (when it has a doctor) and may be cancelled.
+HOLDING = (PENDING, CONFIRMED)
 PATIENT_MAX_LENGTH = 200
+REASON_MAX_LENGTH = 200
 REQUEST_FIELDS = ("patient", "slot", "doctor_id")
+RESCHEDULE_FIELDS = ("slot", "doctor_id")
+CANCEL_FIELDS = ("reason",)
+# Reasons of a cancellation: fixed texts unless the patient gives one.
+CANCELLED_BY_PATIENT = "cancelled by the patient"
+RESCHEDULED = "rescheduled"
 
 # Letters of any script, marks and spaces are names; controls, bidi overrides, unassigned and
 # private-use code points and lone surrogates are not (Cf is allowed only for ZWJ/ZWNJ).
@@ -39,6 +52,7 @@ _NEW_BOOKING = (
     "doctor_id",
     "status",
     "owner",
+    "rescheduled_from",
     "created_at",
     "updated_at",
 )
@@ -68,6 +82,28 @@ _REJECT_PENDING = Compiled(
     )
 )
 _STATUS_OF = Compiled(lambda id: Booking.select(Booking.status).where(Booking.id == id))
+_CANCEL_HELD = Compiled(
+    lambda id, reason, at: Booking.update(status=CANCELLED, reason=reason, updated_at=at).where(
+        Booking.id == id, Booking.status.in_(HOLDING)
+    )
+)
+_Original = Booking.alias("original")
+# The swap: the booking a just-confirmed reschedule replaces is cancelled in the same
+# transaction, if it still holds its slot and was not replaced already (0 rows for any other).
+_CANCEL_REPLACED = Compiled(
+    lambda new_id, at: Booking.update(status=CANCELLED, reason=RESCHEDULED, rescheduled_to=new_id, updated_at=at).where(
+        Booking.id == _Original.select(_Original.rescheduled_from).where(_Original.id == new_id),
+        Booking.status.in_(HOLDING),
+        Booking.rescheduled_to.is_null(),
+    )
+)
+_REPLACED_BY = Compiled(lambda new_id: Booking.select(Booking.id).where(Booking.rescheduled_to == new_id))
+# Locks the original for the reschedule's transaction (a no-op write), if it may be rescheduled.
+_HOLD_FOR_RESCHEDULE = Compiled(
+    lambda id: Booking.update(rescheduled_to=Booking.rescheduled_to).where(
+        Booking.id == id, Booking.status.in_(HOLDING), Booking.rescheduled_to.is_null()
+    )
+)
 
 
 def load(booking_id: str) -> Booking | None:
@@ -96,12 +132,83 @@ def request_booking(
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
 ) -> Booking:
     """Validate a booking request and store it as pending; raise InvalidField naming what is wrong."""
-    if not isinstance(body, Mapping):
-        raise InvalidField("body", "must be a JSON object")
-    unknown = sorted(str(key) for key in body if key not in REQUEST_FIELDS)
-    if unknown:
-        raise InvalidField(unknown[0][:64], "is not a field a client may set")
-    patient = _patient(body.get("patient"))
+    _only(body, REQUEST_FIELDS)
+    patient = _text("patient", body.get("patient"), PATIENT_MAX_LENGTH)
+    booking = _new_booking(settings, body, patient=patient, owner=owner, now=now, new_id=new_id)
+    with database.atomic():
+        _insert_pending(booking)
+    return booking
+
+
+def request_reschedule(
+    settings: Settings,
+    booking_id: str,
+    body: Any,
+    *,
+    owner: str | None = None,
+    now: Callable[[], datetime] = utcnow,
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> Booking:
+    """Store a new pending booking for the same patient that, once confirmed, replaces ``booking_id``.
+
+    BookingNotFound for a booking the owner cannot see, InvalidField for a bad ``slot`` or
+    ``doctor_id``, TransitionRefused unless the booking is pending or confirmed and not already
+    replaced, RescheduleInFlight while another reschedule of it is pending (a unique index)."""
+    original = get_booking(booking_id, owner=owner)
+    _only(body, RESCHEDULE_FIELDS)
+    booking = _new_booking(
+        settings, body, patient=original.patient, owner=original.owner, now=now, new_id=new_id, replaces=original.id
+    )
+    with database.atomic():
+        if not _HOLD_FOR_RESCHEDULE.execute(id=original.id):
+            current = get_booking(original.id)
+            raise TransitionRefused(original.id, current.status, "only a pending or confirmed booking can be moved")
+        try:
+            with database.atomic():
+                _insert_pending(booking)
+        except peewee.IntegrityError:
+            pending = Booking.get_or_none(Booking.rescheduled_from == original.id, Booking.status == PENDING)
+            raise RescheduleInFlight(original.id, pending.id if pending else None) from None
+    return booking
+
+
+def cancel_reason(body: Any) -> str:
+    """The reason of a cancel request ``{"reason"?}`` (no body: the default reason)."""
+    if body is None:
+        return CANCELLED_BY_PATIENT
+    _only(body, CANCEL_FIELDS)
+    if "reason" not in body:
+        return CANCELLED_BY_PATIENT
+    return _text("reason", body["reason"], REASON_MAX_LENGTH)
+
+
+def cancel(booking_id: str, reason: str = CANCELLED_BY_PATIENT, *, now: Callable[[], datetime] = utcnow) -> Outcome:
+    """Cancel a pending or confirmed booking (a confirmed one frees its slot at once). CHANGED
+    when this call did it, ALREADY when it was cancelled before, CONFLICT when it was rejected."""
+    return _finish(booking_id, CANCELLED, now(), _CANCEL_HELD, reason=reason)
+
+
+def cancel_request(booking_id: str, body: Any, *, owner: str | None = None) -> tuple[Booking, Outcome]:
+    """Cancel the owner's booking as ``POST /booking/{id}/cancel`` asks: the booking as it now is,
+    and CHANGED (this request cancelled it: announce it) or ALREADY (cancelled before: nothing to
+    do). BookingNotFound for one the owner cannot see, TransitionRefused for a rejected one."""
+    booking = get_booking(booking_id, owner=owner)
+    outcome = cancel(booking.id, cancel_reason(body))
+    if outcome is Outcome.CONFLICT:
+        raise TransitionRefused(booking.id, REJECTED, "a rejected booking holds nothing to cancel")
+    return get_booking(booking.id), outcome
+
+
+def _new_booking(
+    settings: Settings,
+    body: Mapping,
+    *,
+    patient: str,
+    owner: str | None,
+    now: Callable[[], datetime],
+    new_id: Callable[[], str],
+    replaces: str | None = None,
+) -> Booking:
     instant = parse_slot(
         body.get("slot"),
         zone=settings.timezone,
@@ -111,7 +218,7 @@ def request_booking(
     )
     doctor_id = _doctor_id(settings, body.get("doctor_id"))
     stamp = now()
-    booking = Booking(
+    return Booking(
         id=new_id(),
         patient=patient,
         slot=instant,
@@ -119,14 +226,16 @@ def request_booking(
         doctor_id=doctor_id,
         status=PENDING,
         owner=owner,
+        rescheduled_from=replaces,
         created_at=stamp,
         updated_at=stamp,
     )
+
+
+def _insert_pending(booking: Booking) -> None:
     row = column_values(booking, _NEW_BOOKING)
-    with database.atomic():
-        _INSERT_BOOKING.execute(**row)
-        _INSERT_EVENT.execute(booking=booking.id, status=PENDING, reason=None, at=row["created_at"])
-    return booking
+    _INSERT_BOOKING.execute(**row)
+    _INSERT_EVENT.execute(booking=booking.id, status=PENDING, reason=None, at=row["created_at"])
 
 
 def get_booking(booking_id: str, *, owner: str | None = None) -> Booking:
@@ -144,6 +253,14 @@ def get_booking(booking_id: str, *, owner: str | None = None) -> Booking:
     return booking
 
 
+_STATUSES_OF = Compiled(lambda id: BookingEvent.select(BookingEvent.status).where(BookingEvent.booking == id))
+
+
+def statuses_of(booking_id: str) -> set[str]:
+    """Every status the booking has been in (its history, one entry per status)."""
+    return {row.status for row in _STATUSES_OF.rows(id=booking_id)}
+
+
 def history(booking: Booking) -> list[BookingEvent]:
     return list(booking.events.order_by(BookingEvent.at, BookingEvent.id))
 
@@ -157,9 +274,12 @@ class Outcome(enum.Enum):
 
 def confirm(booking_id: str, doctor_id: int, *, now: Callable[[], datetime] = utcnow) -> Outcome:
     """Confirm a pending booking with a doctor; the database refuses a second confirmed booking
-    for the same doctor and slot, and then the answer is CONFLICT."""
+    for the same doctor and slot, and then the answer is CONFLICT.
+
+    A reschedule's confirmation cancels the booking it replaces (reason ``rescheduled``) in the
+    same transaction, when that one still holds its slot: both happen, or neither."""
     try:
-        return _finish(booking_id, CONFIRMED, now(), _CONFIRM_PENDING, doctor_id=doctor_id)
+        return _finish(booking_id, CONFIRMED, now(), _CONFIRM_PENDING, then=_cancel_replaced, doctor_id=doctor_id)
     except peewee.IntegrityError:
         current = Booking.get_or_none(Booking.id == booking_id)
         if current is not None and current.status == CONFIRMED:
@@ -172,11 +292,27 @@ def reject(booking_id: str, reason: str, *, now: Callable[[], datetime] = utcnow
     return _finish(booking_id, REJECTED, now(), _REJECT_PENDING, reason=reason)
 
 
-def _finish(booking_id: str, status: str, stamp: datetime, update: Compiled, **changes: Any) -> Outcome:
+def _cancel_replaced(new_id: str, at: Any) -> None:
+    if _CANCEL_REPLACED.execute(new_id=new_id, at=at):
+        for original in _REPLACED_BY.rows(new_id=new_id):
+            _INSERT_EVENT.execute(booking=original.id, status=CANCELLED, reason=RESCHEDULED, at=at)
+
+
+def _finish(
+    booking_id: str,
+    status: str,
+    stamp: datetime,
+    update: Compiled,
+    *,
+    then: Callable[[str, Any], None] | None = None,
+    **changes: Any,
+) -> Outcome:
     at = Booking.updated_at.db_value(stamp)
     with database.atomic():
         if update.execute(id=booking_id, at=at, **changes):
             _INSERT_EVENT.execute(booking=booking_id, status=status, reason=changes.get("reason"), at=at)
+            if then is not None:
+                then(booking_id, at)
             return Outcome.CHANGED
         current = _STATUS_OF.rows(id=booking_id)
     if not current:
@@ -201,20 +337,30 @@ def claim_stale(older_than: datetime, *, now: datetime, limit: int = 500) -> lis
     return ids
 
 
-def _patient(value: Any) -> str:
+def _only(body: Any, fields: tuple[str, ...]) -> None:
+    if not isinstance(body, Mapping):
+        raise InvalidField("body", "must be a JSON object")
+    unknown = sorted(str(key) for key in body if key not in fields)
+    if unknown:
+        raise InvalidField(unknown[0][:64], "is not a field a client may set")
+
+
+def _text(field: str, value: Any, max_length: int) -> str:
+    """A name or a reason: a string of 1 to ``max_length`` characters after NFC and trimming,
+    without control, format, private-use or unassigned characters."""
     if not isinstance(value, str):
-        raise InvalidField("patient", "must be a string")
-    if len(value) > PATIENT_MAX_LENGTH:  # as sent (the OpenAPI maxLength), and again once normalised
-        raise InvalidField("patient", f"must be at most {PATIENT_MAX_LENGTH} characters")
-    name = unicodedata.normalize("NFC", value).strip()
-    if not name:
-        raise InvalidField("patient", "must not be empty")
-    if len(name) > PATIENT_MAX_LENGTH:
-        raise InvalidField("patient", f"must be at most {PATIENT_MAX_LENGTH} characters")
-    for char in name:
+        raise InvalidField(field, "must be a string")
+    if len(value) > max_length:  # as sent (the OpenAPI maxLength), and again once normalised
+        raise InvalidField(field, f"must be at most {max_length} characters")
+    text = unicodedata.normalize("NFC", value).strip()
+    if not text:
+        raise InvalidField(field, "must not be empty")
+    if len(text) > max_length:
+        raise InvalidField(field, f"must be at most {max_length} characters")
+    for char in text:
         if unicodedata.category(char) in _FORBIDDEN_CATEGORIES and char not in _ALLOWED_FORMAT:
-            raise InvalidField("patient", f"must not contain the character U+{ord(char):04X}")
-    return name
+            raise InvalidField(field, f"must not contain the character U+{ord(char):04X}")
+    return text
 
 
 def _doctor_id(settings: Settings, value: Any) -> int | None:

@@ -32,6 +32,25 @@ class BookingNotFound(ClinicError):
     """No booking has that id (or the caller may not see it)."""
 
 
+class TransitionRefused(ClinicError):
+    """The booking's status does not allow what was asked (answered as 409)."""
+
+    def __init__(self, booking_id: str, status: str, problem: str) -> None:
+        super().__init__(f"booking {booking_id} is {status}: {problem}")
+        self.booking_id = booking_id
+        self.status = status
+        self.problem = problem
+
+
+class RescheduleInFlight(ClinicError):
+    """The booking already has a pending reschedule, ``pending_id`` (answered as 409)."""
+
+    def __init__(self, booking_id: str, pending_id: str | None) -> None:
+        super().__init__(f"booking {booking_id} already has a reschedule in flight: {pending_id}")
+        self.booking_id = booking_id
+        self.pending_id = pending_id
+
+
 class TransientFailure(ClinicError):
     """A step failed this time for a reason that may pass: the pipeline retries it with backoff."""
 

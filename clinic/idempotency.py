@@ -19,7 +19,7 @@ import peewee
 
 from clinic import bookings
 from clinic.config import Settings
-from clinic.errors import IdempotencyConflict, IdempotencyKeyReused, InvalidHeader
+from clinic.errors import IdempotencyConflict, IdempotencyKeyReused, InvalidHeader, RescheduleInFlight
 from clinic.store import Booking, IdempotencyRecord, database, utcnow
 
 HEADER = "Idempotency-Key"
@@ -71,7 +71,59 @@ def request_booking_once(
     The same key with the same body gets the first answer again; with another body
     IdempotencyKeyReused; while the first request is still being stored, IdempotencyConflict.
     """
-    owner_key, stamp, print_ = owner or "", now(), fingerprint(body)
+    return request_once(
+        body,
+        key=key,
+        owner=owner,
+        create=lambda stamp: bookings.request_booking(settings, body, owner=owner, now=lambda: stamp),
+        respond=respond,
+        now=now,
+    )
+
+
+def reschedule_once(
+    settings: Settings,
+    booking_id: str,
+    body: Any,
+    *,
+    key: str,
+    owner: str | None,
+    respond: Callable[[Booking], tuple[int, dict]],
+    now: Callable[[], datetime] = utcnow,
+) -> Answer:
+    """Reschedule as ``bookings.request_reschedule`` does, once per (owner, key) within ``TTL``;
+    the key remembers which booking it moved, so the same body for another booking is a reuse.
+    A concurrent duplicate meets the first one's reschedule in flight: it gets the first answer."""
+    request = {"reschedule": booking_id, "body": body}
+    try:
+        return request_once(
+            request,
+            key=key,
+            owner=owner,
+            create=lambda stamp: bookings.request_reschedule(
+                settings, booking_id, body, owner=owner, now=lambda: stamp
+            ),
+            respond=respond,
+            now=now,
+        )
+    except RescheduleInFlight:
+        earlier = _earlier(owner or "", key, fingerprint(request), now())
+        if earlier is None:
+            raise
+        return earlier
+
+
+def request_once(
+    request: Any,
+    *,
+    key: str,
+    owner: str | None,
+    create: Callable[[datetime], Booking],
+    respond: Callable[[Booking], tuple[int, dict]],
+    now: Callable[[], datetime] = utcnow,
+) -> Answer:
+    """Run ``create`` (which stores one booking) once per (owner, key) and ``request`` within ``TTL``."""
+    owner_key, stamp, print_ = owner or "", now(), fingerprint(request)
     _cleanup_now_and_then(stamp)
     earlier = _earlier(owner_key, key, print_, stamp)
     if earlier is not None:
@@ -79,7 +131,7 @@ def request_booking_once(
     try:
         with database.atomic():
             _forget_expired(owner_key, key, stamp)
-            booking = bookings.request_booking(settings, body, owner=owner, now=lambda: stamp)
+            booking = create(stamp)
             status, response = respond(booking)
             IdempotencyRecord.create(
                 owner=owner_key,

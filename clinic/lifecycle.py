@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from clinic import bookings
 from clinic.availability import AvailabilitySystem
-from clinic.bookings import FINAL_STATUSES, PENDING, Outcome
+from clinic.bookings import CANCELLED, CONFIRMED, FINAL_STATUSES, PENDING, REJECTED, Outcome
 from clinic.config import CONFIRM, NOTIFY, PROCESS, REJECT, Settings
 from clinic.errors import DoctorUnavailable, qualified_name
 from clinic.store import Booking
@@ -41,6 +41,8 @@ class BookingStore(Protocol):
 
     def load(self, booking_id: str) -> Booking | None: ...
 
+    def statuses_of(self, booking_id: str) -> set[str]: ...
+
     def doctors_taken_at(self, slot: datetime) -> set[int]: ...
 
     def confirm(self, booking_id: str, doctor_id: int) -> Outcome: ...
@@ -60,8 +62,13 @@ STOP = Step(None)
 
 
 def accepted(booking_id: str) -> Step:
-    """A booking was just stored as pending: the processor takes it from here."""
+    """A booking (or a reschedule) was just stored as pending: the processor takes it from here."""
     return Step(PROCESS, (booking_id,))
+
+
+def cancelled(booking_id: str) -> Step:
+    """A booking was just cancelled (committed): the notifier announces it."""
+    return Step(NOTIFY, (booking_id, CANCELLED))
 
 
 class Action(enum.Enum):
@@ -117,16 +124,21 @@ def process(
 
 
 def confirm(booking_id: str, doctor_id: int, calendar: AvailabilitySystem, *, books: BookingStore = bookings) -> Step:
-    """Give the slot to the booking, unless another booking got it first."""
+    """Give the slot to the booking, unless another booking got it first; a reschedule's
+    confirmation also cancels the booking it replaces, in the same transaction (``books.confirm``).
+    A booking cancelled meanwhile stays cancelled: the first final status wins."""
     calendar.await_confirmation()
     outcome = books.confirm(booking_id, doctor_id)
     if outcome is Outcome.CONFLICT:
-        if _may_choose_another_doctor(books.load(booking_id)):
+        booking = books.load(booking_id)
+        if booking is None or booking.status != PENDING:
+            return STOP  # cancelled (or decided) while it waited: nothing more to do
+        if booking.requested_doctor_id is None:
             return Step(PROCESS, (booking_id,))  # another booking took this doctor; any will do
         return Step(REJECT, (booking_id, SLOT_TAKEN))
     if outcome in (Outcome.CHANGED, Outcome.ALREADY):
         # ALREADY: an earlier delivery confirmed but may have died before it sent this on.
-        return Step(NOTIFY, (booking_id,))
+        return Step(NOTIFY, (booking_id, CONFIRMED))
     return STOP
 
 
@@ -134,7 +146,7 @@ def reject(booking_id: str, reason: str, *, books: BookingStore = bookings) -> S
     """Record why a booking cannot be had, then tell the subscribers."""
     outcome = books.reject(booking_id, reason)
     if outcome in (Outcome.CHANGED, Outcome.ALREADY):
-        return Step(NOTIFY, (booking_id,))
+        return Step(NOTIFY, (booking_id, REJECTED))
     return STOP
 
 
@@ -161,24 +173,52 @@ class Notification:
         return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def notification(settings: Settings, booking_id: str, *, books: BookingStore = bookings) -> Notification | None:
-    """What the notifier publishes for a booking: its final outcome, or None while it has none."""
+def notifications(
+    settings: Settings, booking_id: str, status: str | None = None, *, books: BookingStore = bookings
+) -> list[Notification]:
+    """What the notifier publishes for one step: the booking's ``status`` (its current one when
+    not given, as older messages ask), and, for a reschedule's confirmation, then the cancellation
+    of the booking it replaced. Each keeps ``message_id = {booking_id}.{status}``, so a
+    notification delayed past a later change still announces the status it was sent for."""
+    notice = notification(settings, booking_id, status, books=books)
+    if notice is None:
+        return []
+    notices = [notice]
+    replaced = notice.body["rescheduled_from"]
+    if notice.routing_key == CONFIRMED and replaced is not None:
+        original = books.load(replaced)
+        if original is not None and original.rescheduled_to == booking_id:
+            notices.append(_notification(settings, original, CANCELLED))
+    return notices
+
+
+def notification(
+    settings: Settings, booking_id: str, status: str | None = None, *, books: BookingStore = bookings
+) -> Notification | None:
+    """The announcement of one status of a booking (by default its current one), or None while
+    it has none to announce (pending, unknown, or never in that status)."""
     booking = books.load(booking_id)
-    if booking is None or booking.status not in FINAL_STATUSES:
+    if booking is None:
         return None
+    status = status or booking.status
+    if status not in FINAL_STATUSES:
+        return None
+    if status != booking.status and status not in books.statuses_of(booking_id):
+        return None
+    return _notification(settings, booking, status)
+
+
+def _notification(settings: Settings, booking: Booking, status: str) -> Notification:
     names = {doctor.id: doctor.name for doctor in bookings.roster(settings)}
     body = {
         "booking_id": booking.id,
         "patient": booking.patient,
         "slot": booking.slot.astimezone(settings.timezone).isoformat(),
-        "status": booking.status,
+        "status": status,
         "doctor_id": booking.doctor_id,
-        "doctor": names.get(booking.doctor_id) if booking.status == bookings.CONFIRMED else None,
-        "reason": booking.reason,
+        "doctor": names.get(booking.doctor_id) if status == CONFIRMED else None,
+        "reason": booking.reason if status == booking.status else None,
+        "rescheduled_from": booking.rescheduled_from,
+        "rescheduled_to": booking.rescheduled_to,
     }
-    return Notification(f"{booking.id}.{booking.status}", booking.status, body)
-
-
-def _may_choose_another_doctor(booking: Booking | None) -> bool:
-    """True for a pending booking that asked for no doctor in particular."""
-    return booking is not None and booking.status == PENDING and booking.requested_doctor_id is None
+    return Notification(f"{booking.id}.{status}", status, body)

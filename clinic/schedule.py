@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from clinic.errors import InvalidField
@@ -15,6 +15,8 @@ _PERIOD = re.compile(
     r"(?P<open>\d{1,2}:\d{2})-(?P<close>\d{1,2}:\d{2})$"
 )
 _LOCAL_SLOT = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}$")
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_WHOLE_NUMBER = re.compile(r"^[0-9]{1,9}$")
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,51 @@ def parse_slot(
     if instant > now + timedelta(days=horizon_days):
         raise InvalidField("slot", f"is more than {horizon_days} days ahead")
     return instant
+
+
+def parse_day(name: str, text: object) -> date:
+    """A ``YYYY-MM-DD`` query parameter as a date, or InvalidField naming the parameter."""
+    if not isinstance(text, str) or not _DAY.match(text):
+        raise InvalidField(name, "must be a date written YYYY-MM-DD")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidField(name, "is not a date that exists") from None
+
+
+def day_range(
+    first: str | None, last: str | None, *, default_from: date | None, default_days: int | None
+) -> tuple[date | None, date | None]:
+    """``from`` and ``to`` (both included), each defaulted when not given: ``from`` to
+    ``default_from``, ``to`` to ``from`` plus ``default_days - 1`` days (None: open)."""
+    start = parse_day("from", first) if first is not None else default_from
+    if last is not None:
+        end = parse_day("to", last)
+    elif start is not None and default_days is not None:
+        end = start + timedelta(days=default_days - 1)
+    else:
+        end = None
+    if start is not None and end is not None and end < start:
+        raise InvalidField("to", "must not be before from")
+    return start, end
+
+
+def whole_number(name: str, text: object, *, low: int, high: int) -> int:
+    """A whole-number query parameter within ``low..high``, or InvalidField naming it."""
+    if not isinstance(text, str) or not _WHOLE_NUMBER.match(text) or not low <= int(text) <= high:
+        raise InvalidField(name, f"must be a whole number from {low} to {high}")
+    return int(text)
+
+
+def doctor_param(settings, text: object) -> int | None:
+    """The ``doctor_id`` query parameter: absent, or a doctor of the roster."""
+    if text is None:
+        return None
+    if not isinstance(text, str) or not _WHOLE_NUMBER.match(text):
+        raise InvalidField("doctor_id", "must be a whole number (see GET /doctors)")
+    if not 1 <= int(text) <= len(settings.doctors):
+        raise InvalidField("doctor_id", "is not a doctor of this clinic (see GET /doctors)")
+    return int(text)
 
 
 def _weekday(name: str) -> int:

@@ -79,14 +79,20 @@ def create_schema() -> None:
     """Create missing tables, columns and indexes; safe to run any number of times."""
     with database.connection_context():
         with database.atomic():
-            database.create_tables(MODELS, safe=True)
+            # Columns first: an index of an existing table may name a column it does not have yet.
             _add_missing_columns()
+            # safe=True creates each missing table and each missing index (IF NOT EXISTS), so an
+            # index added in a later version is created on an existing database too.
+            database.create_tables(MODELS, safe=True)
 
 
 def _add_missing_columns() -> None:
     migrator = SchemaMigrator.from_database(database.obj)
+    tables = set(database.get_tables())
     for model in MODELS:
         table = model._meta.table_name
+        if table not in tables:
+            continue
         present = {column.name for column in database.get_columns(table)}
         missing = [f for f in model._meta.sorted_fields if f.column_name not in present]
         migrate(*(migrator.add_column(table, f.column_name, f) for f in missing))

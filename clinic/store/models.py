@@ -35,7 +35,10 @@ class BaseModel(peewee.Model):
 
 
 class Booking(BaseModel):
-    """One patient's request for one slot; ``status`` moves from pending to a final state once."""
+    """One patient's request for one slot; ``status`` moves from pending to a final state once,
+    and from pending or confirmed to cancelled once. A reschedule is a new booking whose
+    ``rescheduled_from`` names the original; the original's ``rescheduled_to`` names the new one
+    once it was confirmed in its place."""
 
     id = peewee.CharField(max_length=36, primary_key=True)
     patient = peewee.TextField()
@@ -46,6 +49,8 @@ class Booking(BaseModel):
     reason = peewee.TextField(null=True)
     owner = peewee.CharField(max_length=64, null=True, index=True)
     swept_at = UTCDateTimeField(null=True)  # when the sweeper last re-sent it
+    rescheduled_from = peewee.CharField(max_length=36, null=True)
+    rescheduled_to = peewee.CharField(max_length=36, null=True)
     created_at = UTCDateTimeField()
     updated_at = UTCDateTimeField()
 
@@ -57,6 +62,12 @@ class Booking(BaseModel):
 # The guard against double booking lives in the database, not in a check-then-write:
 # at most one confirmed booking per doctor and slot, on SQLite and PostgreSQL alike.
 Booking.add_index(Booking.index(Booking.doctor_id, Booking.slot, unique=True, where=(Booking.status == "confirmed")))
+# At most one reschedule of a booking in flight: one pending booking per original.
+Booking.add_index(Booking.index(Booking.rescheduled_from, unique=True, where=(Booking.status == "pending")))
+# GET /slots reads the (slot, doctor) pairs held in a range of slots, from this index alone.
+Booking.add_index(Booking.index(Booking.status, Booking.slot, Booking.doctor_id))
+# GET /bookings pages by (slot, id) within one owner.
+Booking.add_index(Booking.index(Booking.owner, Booking.slot, Booking.id))
 
 
 class BookingEvent(BaseModel):

@@ -32,6 +32,8 @@ FIGURES = [
     ("memory", "max_worker_peak_rss_mib"),
     ("ratios", "post_book_vs_http_floor"),
     ("ratios", "pipeline_vs_broker_floor"),
+    ("slots", "p99_ms"),
+    ("slots", "slots_listed"),
 ]
 
 
@@ -61,7 +63,8 @@ def test_the_quick_benchmark_reports_every_figure_and_loses_no_booking(rabbitmq,
     assert [entry["worker_processes"] for entry in results["scaling"]] == [1, 2]
     assert all(entry["rate"] > 0 for entry in results["scaling"])
     assert set(results["memory"]["worker_peak_rss_mib"]) == {"process", "confirm", "reject", "notify"}
-    assert len(results["targets"]) == 6 and all("met" in target for target in results["targets"])
+    assert len(results["targets"]) == 7 and all("met" in target for target in results["targets"])
+    assert results["slots"]["statuses"] == [200] and results["slots"]["bookings_stored"] == 10_000
     assert results["machine"]["cpus"] and results["command"].startswith("python -m bench --quick")
 
     integrity = results["integrity"]

@@ -33,6 +33,8 @@ def test_a_booking_is_accepted_at_once_then_confirmed_and_announced(clinic, rabb
         "doctor_id": 1,
         "doctor": "Dr. Ana Ruiz",
         "reason": None,
+        "rescheduled_from": None,
+        "rescheduled_to": None,
     }
     assert properties.content_type == "application/json"
     assert properties.delivery_mode == pika.DeliveryMode.Persistent.value

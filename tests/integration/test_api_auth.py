@@ -29,7 +29,7 @@ def database(sqlite_url):
 
 def make_client(settings, *, dead_letters=None):
     sent: list[str] = []
-    app = create_app(settings, dispatch=sent.append, checks={}, dead_letters=dead_letters)
+    app = create_app(settings, dispatch=lambda step: sent.append(step.args[0]), checks={}, dead_letters=dead_letters)
     client = testing.TestClient(app)
     client.sent = sent
     return client

@@ -33,7 +33,7 @@ def test_every_command_has_help(command):
         (["up", "--port", "eighty"], "--port"),
         (["api", "--port", "70000"], "--port"),
         (["worker", "billing"], "billing"),
-        (["subscribe", "cancelled"], "cancelled"),
+        (["subscribe", "refunded"], "refunded"),
         (["reboot"], "reboot"),
     ],
 )

@@ -9,7 +9,7 @@ import pytest
 
 from clinic import lifecycle
 from clinic.availability import AvailabilitySystem
-from clinic.bookings import CONFIRMED, PENDING, REJECTED, Outcome
+from clinic.bookings import CANCELLED, CONFIRMED, HOLDING, PENDING, REJECTED, RESCHEDULED, Outcome
 from clinic.config import CONFIRM, NOTIFY, PROCESS, REJECT
 from clinic.errors import DoctorUnavailable, qualified_name
 from clinic.lifecycle import STOP, Step
@@ -27,6 +27,8 @@ class FakeBooking:
     status: str = PENDING
     reason: str | None = None
     patient: str = "Ana Pérez"
+    rescheduled_from: str | None = None
+    rescheduled_to: str | None = None
 
 
 class FakeBookings:
@@ -34,9 +36,19 @@ class FakeBookings:
 
     def __init__(self, *bookings: FakeBooking) -> None:
         self.rows = {booking.id: booking for booking in bookings}
+        self.history = {booking.id: {PENDING, booking.status} for booking in bookings}
 
     def load(self, booking_id):
         return self.rows.get(booking_id)
+
+    def statuses_of(self, booking_id):
+        return self.history.get(booking_id, set())
+
+    def cancel(self, booking_id, reason):
+        booking = self.rows[booking_id]
+        if booking.status in HOLDING:
+            booking.status, booking.reason = CANCELLED, reason
+            self.history[booking_id].add(CANCELLED)
 
     def doctors_taken_at(self, slot):
         return {b.doctor_id for b in self.rows.values() if b.slot == slot and b.status == CONFIRMED}
@@ -56,8 +68,13 @@ class FakeBookings:
         if status == CONFIRMED and changes["doctor_id"] in self.doctors_taken_at(booking.slot):
             return Outcome.CONFLICT
         booking.status = status
+        self.history[booking_id].add(status)
         for name, value in changes.items():
             setattr(booking, name, value)
+        original = self.rows.get(booking.rescheduled_from)
+        if status == CONFIRMED and original and original.status in HOLDING and original.rescheduled_to is None:
+            self.cancel(original.id, RESCHEDULED)
+            original.rescheduled_to = booking_id
         return Outcome.CHANGED
 
 
@@ -106,8 +123,8 @@ def test_a_decided_or_unknown_booking_stops_the_processor(settings):
 
 def test_a_confirmation_goes_to_the_notifier_even_when_an_earlier_delivery_made_it():
     books = FakeBookings(FakeBooking("b1", MONDAY_10))
-    assert lifecycle.confirm("b1", 1, Calendar(), books=books) == Step(NOTIFY, ("b1",))
-    assert lifecycle.confirm("b1", 1, Calendar(), books=books) == Step(NOTIFY, ("b1",))
+    assert lifecycle.confirm("b1", 1, Calendar(), books=books) == Step(NOTIFY, ("b1", CONFIRMED))
+    assert lifecycle.confirm("b1", 1, Calendar(), books=books) == Step(NOTIFY, ("b1", CONFIRMED))
     assert books.load("b1").status == CONFIRMED
 
 
@@ -120,7 +137,7 @@ def test_losing_the_race_decides_again_when_any_doctor_will_do_and_rejects_when_
 
 def test_a_rejection_is_announced_once_it_is_recorded_and_a_confirmed_booking_is_not_rejected():
     books = FakeBookings(FakeBooking("b1", MONDAY_10), FakeBooking("b2", MONDAY_10, status=CONFIRMED, doctor_id=1))
-    assert lifecycle.reject("b1", lifecycle.SLOT_TAKEN, books=books) == Step(NOTIFY, ("b1",))
+    assert lifecycle.reject("b1", lifecycle.SLOT_TAKEN, books=books) == Step(NOTIFY, ("b1", REJECTED))
     assert lifecycle.reject("b2", lifecycle.SLOT_TAKEN, books=books) is STOP
     assert lifecycle.reject("missing", lifecycle.SLOT_TAKEN, books=books) is STOP
 
@@ -137,3 +154,57 @@ def test_the_notification_is_the_final_outcome_with_a_stable_message_id(settings
     assert (notice.message_id, notice.routing_key) == ("b1.confirmed", "confirmed")
     assert notice.body["doctor"] == "Dr. Luis Gómez"
     assert lifecycle.notification(settings, "b2", books=books) is None  # still pending: nothing to say
+
+
+def test_a_booking_cancelled_while_it_waited_for_its_confirmation_is_left_cancelled():
+    taken = FakeBooking("taken", MONDAY_10, doctor_id=1, status=CONFIRMED)
+    books = FakeBookings(taken, FakeBooking("b1", MONDAY_10), FakeBooking("b2", MONDAY_10, requested_doctor_id=2))
+    books.cancel("b1", "cancelled by the patient")
+    books.cancel("b2", "cancelled by the patient")
+    assert lifecycle.confirm("b1", 1, Calendar(), books=books) is STOP  # lost the slot, but no re-process
+    assert lifecycle.confirm("b2", 2, Calendar(), books=books) is STOP
+    assert lifecycle.reject("b2", lifecycle.SLOT_TAKEN, books=books) is STOP
+    assert [books.load(b).status for b in ("b1", "b2")] == [CANCELLED, CANCELLED]
+
+
+def test_a_cancellation_goes_to_the_notifier_with_its_status():
+    assert lifecycle.cancelled("b1") == Step(NOTIFY, ("b1", CANCELLED))
+
+
+def test_a_confirmed_reschedule_announces_itself_then_the_cancellation_of_the_booking_it_replaced(settings):
+    original = FakeBooking("old", MONDAY_10, doctor_id=1, status=CONFIRMED)
+    books = FakeBookings(original, FakeBooking("new", MONDAY_10.replace(hour=11), rescheduled_from="old"))
+    assert lifecycle.confirm("new", 2, Calendar(), books=books) == Step(NOTIFY, ("new", CONFIRMED))
+    notices = lifecycle.notifications(settings, "new", CONFIRMED, books=books)
+    assert [(n.message_id, n.routing_key) for n in notices] == [
+        ("new.confirmed", "confirmed"),
+        ("old.cancelled", "cancelled"),
+    ]
+    assert notices[0].body["rescheduled_from"] == "old"
+    assert (notices[1].body["rescheduled_to"], notices[1].body["reason"]) == ("new", RESCHEDULED)
+    # delivered again: the very same two message ids, so subscribers drop the copies
+    assert lifecycle.notifications(settings, "new", CONFIRMED, books=books) == notices
+
+
+def test_a_reschedule_confirmed_after_the_original_was_cancelled_does_not_announce_that_cancellation(settings):
+    books = FakeBookings(
+        FakeBooking("old", MONDAY_10, status=CANCELLED), FakeBooking("new", MONDAY_10, rescheduled_from="old")
+    )
+    assert lifecycle.confirm("new", 2, Calendar(), books=books) == Step(NOTIFY, ("new", CONFIRMED))
+    assert [n.message_id for n in lifecycle.notifications(settings, "new", CONFIRMED, books=books)] == ["new.confirmed"]
+    assert books.load("old").rescheduled_to is None
+
+
+def test_a_confirmation_announced_after_the_booking_was_cancelled_still_says_confirmed(settings):
+    books = FakeBookings(FakeBooking("b1", MONDAY_10, doctor_id=2, status=CONFIRMED))
+    books.cancel("b1", "cancelled by the patient")
+    late = lifecycle.notification(settings, "b1", CONFIRMED, books=books)
+    assert (late.message_id, late.body["status"], late.body["reason"]) == ("b1.confirmed", "confirmed", None)
+    now = lifecycle.notification(settings, "b1", CANCELLED, books=books)
+    assert (now.message_id, now.body["reason"]) == ("b1.cancelled", "cancelled by the patient")
+    assert lifecycle.notification(settings, "b1", REJECTED, books=books) is None  # never was
+
+
+def test_a_message_sent_before_statuses_were_named_announces_the_current_status(settings):
+    books = FakeBookings(FakeBooking("b1", MONDAY_10, status=REJECTED, reason=lifecycle.SLOT_TAKEN))
+    assert [n.message_id for n in lifecycle.notifications(settings, "b1", books=books)] == ["b1.rejected"]
