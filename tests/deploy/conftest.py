@@ -1,7 +1,7 @@
 """The deploy tier: a Docker engine of the tests' own, the images compose.yml runs, and compose.
 
-Every test here is marked ``docker``. A missing docker, dockerd, docker-compose or mmdebstrap fails
-the test (``make test`` installs them); nothing skips.
+Every test module here is marked ``docker`` (``-m 'not docker'`` leaves them out). A missing docker,
+dockerd, docker-compose or mmdebstrap fails the test (``make test`` installs them); nothing skips.
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.docker import PYTHON_BASE, RABBITMQ_IMAGE, Dockerd, build_wheelhouse, command, debian_suite, timed
-
-
-def pytest_collection_modifyitems(items) -> None:
-    for item in items:
-        if "tests/deploy/" in str(item.fspath).replace("\\", "/"):
-            item.add_marker(pytest.mark.docker)
-
+from tests.support.docker import (
+    POSTGRES_IMAGE,
+    PYTHON_BASE,
+    RABBITMQ_IMAGE,
+    Dockerd,
+    build_wheelhouse,
+    command,
+    debian_suite,
+    timed,
+)
 
 #: Seconds each step took, shown at the end of the run: a first run on a machine bootstraps the base
 #: images, later ones take them from the cache.
@@ -43,12 +45,12 @@ def engine(tmp_path_factory) -> Dockerd:
     dockerd = Dockerd(root)
     try:
         with timed("base images (bootstrap or cache)", TIMINGS):
-            for image in (PYTHON_BASE, RABBITMQ_IMAGE):
+            for image in (PYTHON_BASE, RABBITMQ_IMAGE, POSTGRES_IMAGE):
                 image.build_tarball(suite)
         with timed("dockerd start", TIMINGS):
             dockerd.start()
         with timed("docker import", TIMINGS):
-            for image in (PYTHON_BASE, RABBITMQ_IMAGE):
+            for image in (PYTHON_BASE, RABBITMQ_IMAGE, POSTGRES_IMAGE):
                 dockerd.import_base(image, suite)
         with timed("wheelhouse", TIMINGS):
             wheelhouse = build_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))

@@ -10,6 +10,8 @@ from tests.support import slot, wait_until
 from tests.support.compose import ComposeProject
 from tests.support.docker import Dockerd
 
+pytestmark = pytest.mark.docker
+
 #: A quick pipeline, but a confirmer that holds each message a few seconds, so the kill below
 #: lands while it holds some unacknowledged.
 PIPELINE = {

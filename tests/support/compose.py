@@ -22,12 +22,21 @@ class ComposeProject:
     """One ``docker-compose`` project of compose.yml plus the override; ``down`` removes it and its
     volumes. ``env`` holds the free ports and the ``CLINIC_*`` values compose substitutes."""
 
-    def __init__(self, engine: Dockerd, log_path: Path, *, profiles: tuple[str, ...] = (), **clinic: str) -> None:
+    def __init__(
+        self,
+        engine: Dockerd,
+        log_path: Path,
+        *,
+        profiles: tuple[str, ...] = (),
+        api_service: str = "api",
+        **clinic: str,
+    ) -> None:
         self.engine = engine
         self.log_path = log_path
         self.file = log_path.with_name("compose.deploy.yml")
         self.name = f"clinicdeploy{uuid.uuid4().hex[:8]}"
         self.profiles = profiles
+        self.api_service = api_service
         self.api_port = listen_port()
         self.env = {k: v for k, v in engine.env.items() if not k.startswith("CLINIC_")}
         self.env.update(
@@ -36,6 +45,11 @@ class ComposeProject:
             CLINIC_TEST_AMQP_PORT=str(listen_port()),
             CLINIC_TEST_DIST_PORT=str(listen_port()),
             CLINIC_TEST_EPMD_PORT=str(listen_port()),
+            CLINIC_TEST_CLUSTER_EPMD_PORT=str(listen_port()),
+            CLINIC_TEST_PG_PORT=str(listen_port()),
+            **{
+                f"CLINIC_TEST_{kind}_PORT_{node}": str(listen_port()) for kind in ("AMQP", "DIST") for node in (1, 2, 3)
+            },
             **clinic,
         )
         self.token: str | None = None
@@ -65,7 +79,7 @@ class ComposeProject:
             )
         return yaml.safe_dump(merged, sort_keys=False)
 
-    def up(self, *args: str, timeout: float = 300) -> ComposeProject:
+    def up(self, *args: str, timeout: float = 600) -> ComposeProject:
         self.compose("up", "--detach", "--no-build", *args, timeout=timeout)
         wait_until(self.api_healthy, timeout=timeout, interval=1, what="the API container to answer /health")
         return self
@@ -118,7 +132,9 @@ class ComposeProject:
         return self.compose("exec", "-T", service, *argv, timeout=timeout)
 
     def create_client_key(self) -> str:
-        self.token = self.exec("api", "clinic", "keys", "create", "--scope", "client", "--name", "deploy").strip()
+        self.token = self.exec(
+            self.api_service, "clinic", "keys", "create", "--scope", "client", "--name", "deploy"
+        ).strip()
         return self.token
 
     def book(self, patient: str, when: str) -> Response:
@@ -144,16 +160,14 @@ class ComposeProject:
             what=f"booking {booking_id} to be decided",
         )
 
+    def rabbitmqctl(self, service: str, *args: str) -> Any:
+        """``rabbitmqctl ... --formatter json`` in a node's container, parsed. The CLI prints a
+        warning about RABBITMQ_ERLANG_COOKIE (the cluster's nodes use it) before the JSON."""
+        output = self.exec(service, "rabbitmqctl", *args, "--formatter", "json")
+        lines = output.splitlines()
+        first = next((n for n, line in enumerate(lines) if line.startswith(("{", "["))), len(lines))
+        return json.loads("\n".join(lines[first:]) or "null")
+
     def queue_counts(self, service: str = "rabbitmq") -> dict[str, dict]:
-        listing = self.exec(
-            service,
-            "rabbitmqctl",
-            "list_queues",
-            "-q",
-            "name",
-            "messages_ready",
-            "messages_unacknowledged",
-            "--formatter",
-            "json",
-        )
-        return {queue["name"]: queue for queue in json.loads(listing or "[]")}
+        listing = self.rabbitmqctl(service, "list_queues", "-q", "name", "messages_ready", "messages_unacknowledged")
+        return {queue["name"]: queue for queue in listing or []}

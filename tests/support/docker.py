@@ -66,10 +66,12 @@ class BaseImage:
     packages: tuple[str, ...]
     #: Dockerfile instructions ``docker import`` applies (USER, ENV, CMD).
     changes: tuple[str, ...] = ()
+    #: Shell commands run on the finished tree (``$1`` is its root), before it is packed.
+    customize: tuple[str, ...] = ()
 
     def tarball(self, suite: str) -> Path:
-        key = hashlib.sha256(repr((suite, self.packages, _BOOTSTRAP_OPTIONS)).encode()).hexdigest()[:12]
-        return CACHE / f"{self.tag.replace('/', '-').replace(':', '-')}-{key}.tar"
+        key = hashlib.sha256(repr((suite, self.packages, self.customize, _BOOTSTRAP_OPTIONS)).encode()).hexdigest()[:12]
+        return CACHE / f"{self._stem()}-{key}.tar"
 
     def build_tarball(self, suite: str) -> Path:
         """The cached root filesystem, bootstrapped first when this machine has none yet."""
@@ -86,6 +88,7 @@ class BaseImage:
                     "--variant=minbase",
                     f"--include={','.join(self.packages)}",
                     *_BOOTSTRAP_OPTIONS,
+                    *(f"--customize-hook={hook}" for hook in self.customize),
                     suite,
                     str(partial),
                     *map(str, apt_sources(suite)),
@@ -95,7 +98,13 @@ class BaseImage:
             partial.rename(tarball)  # atomic: a concurrent run sees a whole tarball or none
         finally:
             partial.unlink(missing_ok=True)
+        for stale in CACHE.glob(f"{self._stem()}-*.tar"):
+            if stale != tarball and ".partial." not in stale.name:
+                stale.unlink(missing_ok=True)  # an older package list's: never read again
         return tarball
+
+    def _stem(self) -> str:
+        return self.tag.replace("/", "-").replace(":", "-")
 
 
 _BOOTSTRAP_OPTIONS = (
@@ -117,6 +126,16 @@ RABBITMQ_IMAGE = BaseImage(
         "WORKDIR /var/lib/rabbitmq",
         'CMD ["/usr/lib/rabbitmq/bin/rabbitmq-server"]',
     ),
+)
+
+
+#: Stands in for ``postgres:15`` (Debian 12's PostgreSQL is 15) in the cluster profile: the
+#: cluster Debian's package made, answering on 127.0.0.1 without a password (a test's own engine).
+POSTGRES_IMAGE = BaseImage(
+    "clinic-test/postgres:bookworm",
+    ("postgresql-15",),
+    ("USER postgres",),
+    ("printf 'local all all trust\\nhost all all 127.0.0.1/32 trust\\n' > \"$1/etc/postgresql/15/main/pg_hba.conf\"",),
 )
 
 
