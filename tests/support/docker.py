@@ -148,6 +148,8 @@ def listen_port() -> int:
     pick = random.SystemRandom()
     for _ in range(1000):
         port = pick.randrange(20000, low)
+        if port in _RESERVED:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("0.0.0.0", port))
@@ -160,6 +162,8 @@ def listen_port() -> int:
 
 
 _TAKEN: set[int] = set()
+#: Erlang distribution ports others bind later: the machine's node (25672) and tests/cluster's nodes.
+_RESERVED = range(25600, 25700)
 
 
 def debian_suite() -> str:
