@@ -19,6 +19,8 @@ CLUSTER_SERVICES = (
     "cluster-confirmer",
     "cluster-rejector",
     "cluster-notifier",
+    "cluster-webhooks",
+    "cluster-relay",
     "cluster-sweeper",
 )
 NODES = ("rabbit1", "rabbit2", "rabbit3")
