@@ -30,11 +30,16 @@ postgresql:
 	  pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL did not start" >&2; exit 1; }; \
 	else echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 1; fi
 
-# docker-compose (Debian's) validates compose.yml in the tests; no Docker engine is needed for that.
+# The deploy tests (tests/deploy) run compose.yml on a Docker engine of their own, with images
+# bootstrapped from Debian packages: Debian's docker.io (dockerd and the docker CLI), docker-compose
+# and mmdebstrap. Installed here when missing; the tests fail, never skip, without them.
+DEBIAN_TOOLS := dockerd:docker.io docker:docker.io docker-compose:docker-compose mmdebstrap:mmdebstrap
 tools:
-	@command -v docker-compose >/dev/null 2>&1 || { \
-	  echo "installing docker-compose to validate compose.yml"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) >/dev/null; }
+	@missing=$$(for pair in $(DEBIAN_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || echo $${pair#*:}; done | sort -u); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing" $$missing "for the deploy tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
+	fi
 
 run: $(STAMP) rabbitmq
 	$(BIN)/clinic init-db
