@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
 import subprocess
 import time
@@ -305,6 +306,19 @@ def _kept(result: dict) -> dict:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below the kernel's ephemeral range for a server started later: a port found free
+    in that range can meanwhile become an outgoing connection's source port (the load phases open
+    thousands), and the server then fails with EADDRINUSE."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    pick = random.SystemRandom()
+    for _ in range(1000):
+        port = pick.randrange(20000, low)
+        if port in range(25600, 25700):  # Erlang distribution ports of the RabbitMQ nodes
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port between 20000 and {low}")

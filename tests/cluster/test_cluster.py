@@ -12,7 +12,7 @@ import peewee
 import pytest
 
 from clinic.broker.deadletters import DeadLetters
-from clinic.config import Settings
+from clinic.config import STAGES, Settings
 from clinic.store.models import Booking, BookingEvent
 from tests.cluster.conftest import start
 from tests.support import Clinic, slot, wait_until
@@ -149,7 +149,7 @@ def test_two_thousand_bookings_survive_the_kill_of_the_busiest_node(
     request.addfinalizer(clinic.stop)
     namespace = cluster_env["CLINIC_NAMESPACE"]
     before = cluster.queues(namespace, "type", "leader")
-    assert {q["type"] for q in before.values()} == {"quorum"} and len(before) == 12
+    assert {q["type"] for q in before.values()} == {"quorum"} and len(before) == 3 * len(STAGES)
     victim = cluster.busiest_node(namespace)
     bodies = requests(2000)
     poster = Poster(clinic)

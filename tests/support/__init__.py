@@ -103,9 +103,11 @@ def queue_stats(*fields: str) -> dict[str, dict]:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port for a server a test starts (see ``docker.listen_port``: below the ephemeral range, so
+    no outgoing connection can take it between now and the server's bind)."""
+    from tests.support.docker import listen_port
+
+    return listen_port()
 
 
 def wait_until(predicate: Callable[[], Any], *, timeout: float = 30, interval: float = 0.1, what: str = "") -> Any:
