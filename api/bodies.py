@@ -105,6 +105,10 @@ class Event(Struct):
     status: Status
     reason: str | None
     at: DateTime
+    by: Annotated[
+        str | None,
+        Meta(description="the name of the API key that made this change; null when the pipeline made it"),
+    ]
 
 
 class BookingSummary(Booking):

@@ -289,7 +289,12 @@ def make_parser() -> argparse.ArgumentParser:
     key_parser = commands.add_parser("keys", help="create, list and revoke bearer API keys")
     keys_commands = key_parser.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     create = keys_commands.add_parser("create", help="create a key and print it (the only time it is shown)")
-    create.add_argument("--scope", required=True, choices=keys.SCOPES, help="client: bookings; admin: /admin")
+    create.add_argument(
+        "--scope",
+        required=True,
+        choices=keys.SCOPES,
+        help="client: its own bookings; staff: every booking (the front desk); admin: staff and /admin",
+    )
     create.add_argument("--name", required=True, help="who or what the key is for (shown in 'keys list')")
     create.set_defaults(handler=cmd_keys_create)
     listing = keys_commands.add_parser("list", help="every key: id, scope, name, when created and revoked")

@@ -71,12 +71,15 @@ Booking.add_index(Booking.index(Booking.owner, Booking.slot, Booking.id))
 
 
 class BookingEvent(BaseModel):
-    """One status change of a booking; a booking enters each status at most once."""
+    """One status change of a booking; a booking enters each status at most once. ``by`` is the
+    name of the API key that made the change, or null when the pipeline made it (a confirmation,
+    a rejection, the swap of a reschedule) or a request without a key did (open mode)."""
 
     booking = peewee.ForeignKeyField(Booking, backref="events", on_delete="CASCADE", column_name="booking_id")
     status = peewee.CharField(max_length=16)
     reason = peewee.TextField(null=True)
     at = UTCDateTimeField()
+    by = peewee.CharField(max_length=100, null=True)
 
     class Meta:
         table_name = "booking_event"
