@@ -31,10 +31,14 @@ postgresql:
 	else echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 1; fi
 
 # docker-compose (Debian's) validates compose.yml in the tests; no Docker engine is needed for that.
+# Chromium and its driver (Debian's) run the front desk's browser tests.
 tools:
 	@command -v docker-compose >/dev/null 2>&1 || { \
 	  echo "installing docker-compose to validate compose.yml"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) >/dev/null; }
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
+	  echo "installing chromium and chromium-driver for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null; }
 
 run: $(STAMP) rabbitmq
 	$(BIN)/clinic init-db

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import falcon
 import pika
 
-from api import errors, media
-from api.admin import DeadLetterCollection, DeadLetterReplay
+from api import desk, errors, media
+from api.admin import DeadLetterCollection, DeadLetterReplay, PipelineState
 from api.auth import Authentication
 from api.contract import BodyLimit, BodyValidation
 from api.openapi import example_slots
@@ -95,10 +95,16 @@ def create_app(
         "/health": Health(checks),
         "/admin/dead-letters": DeadLetterCollection(dead_letters),
         "/admin/dead-letters/replay": DeadLetterReplay(dead_letters),
+        "/admin/pipeline": PipelineState(settings),
+        "/me": desk.Me(),
+        "/calendar": desk.DayCalendar(settings),
+        "/desk": desk.DeskPage(),
     }
     routes["/openapi.json"] = OpenAPIDocument(settings, routes)
     for path, resource in routes.items():
         app.add_route(path, resource)
+    # The desk's script and style: files, deliberately not in /openapi.json (they are not the API).
+    app.add_static_route("/desk/static", str(desk.STATIC))
     return app
 
 

@@ -136,7 +136,7 @@ def _reply(reply: Reply, schema_of: dict) -> dict:
             for name, text in reply.headers.items()
         }
     if reply.body is not None:
-        answer["content"] = {"application/json": {"schema": schema_of[id(reply.body)]}}
+        answer["content"] = {reply.media_type: {"schema": schema_of[id(reply.body)]}}
     elif reply.status >= 400:
         answer["content"] = {PROBLEM_JSON: {"schema": schema_of[id(Problem)]}}
     return answer

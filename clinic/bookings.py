@@ -385,3 +385,13 @@ def _doctor_id(settings: Settings, value: Any) -> int | None:
     if not 1 <= value <= len(settings.doctors):
         raise InvalidField("doctor_id", "is not a doctor of this clinic (see GET /doctors)")
     return value
+
+
+def oldest_pending() -> Booking | None:
+    """The booking pending longest (by when it was stored), or None: how far behind the pipeline is."""
+    return (
+        Booking.select(Booking.id, Booking.created_at)
+        .where(Booking.status == PENDING)
+        .order_by(Booking.created_at)
+        .first()
+    )

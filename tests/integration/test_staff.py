@@ -100,3 +100,28 @@ def test_the_document_offers_each_scope_that_may_call_an_operation(api):
     assert document["paths"]["/admin/dead-letters"]["get"]["security"] == [{"adminKey": []}]
     event = document["components"]["schemas"]["Event"]
     assert "by" in event["required"]
+
+
+def test_the_desk_reads_who_it_is_and_every_slot_of_a_day(api):
+    me = api.simulate_get("/me", headers=api.keys["desk 1"]).json
+    assert (me["name"], me["scope"]) == ("desk 1", "staff")
+    when = slot(10, 0)
+    day = api.simulate_get("/calendar", params={"date": when[:10]}, headers=api.keys["patient app"]).json
+    assert day["date"] == when[:10] and len(day["slots"]) == 20  # Mon-Fri 08:00-18:00, 30 minutes
+    assert day["slots"][0]["start"] == f"{when[:10]}T08:00:00+00:00"
+    bad = api.simulate_get("/calendar", params={"date": "2026-02-30"}, headers=api.keys["patient app"])
+    assert (bad.status_code, bad.json["field"]) == (422, "date")
+    page = api.simulate_get("/desk")
+    assert page.status_code == 200 and 'name="api-key"' in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert api.simulate_get("/desk/static/desk.js").status_code == 200
+
+
+def test_an_admin_reads_the_pipelines_state_and_a_staff_key_may_not(api):
+    booking_id = book(api, "desk 1", slot(16, 0))
+    state = api.simulate_get("/admin/pipeline", headers=api.keys["ops"])
+    assert state.status_code == 200, state.json
+    assert [q["stage"] for q in state.json["queues"]] == ["process", "confirm", "reject", "notify"]
+    assert all(q["ready"] == q["delayed"] == q["dead"] == 0 for q in state.json["queues"])  # the test sends nothing
+    assert state.json["oldest_pending"]["booking_id"] == booking_id
+    assert api.simulate_get("/admin/pipeline", headers=api.keys["desk 1"]).status_code == 401
