@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench rabbitmq postgresql tools clean
+.PHONY: run test test-cluster lint bench rabbitmq postgresql tools clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ run: $(STAMP) rabbitmq
 
 test: $(STAMP) rabbitmq postgresql tools
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Only the cluster tests: three RabbitMQ nodes of their own on 5681-5683 (make test runs them too).
+test-cluster: $(STAMP) rabbitmq postgresql
+	$(BIN)/pytest tests/cluster $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check clinic actors api tests bench

@@ -1,5 +1,7 @@
 """The API process: waitress serving ``api.app:get_app`` so that slow clients cannot starve it, and
-answering what waitress refuses by itself as problem+json. ``python -m api.serve --host H --port P``.
+answering what waitress refuses by itself as problem+json. ``python -m api.serve --host H --port P``,
+or ``--fd FD`` to serve a listening socket inherited from a parent that runs several API processes
+on one port (``clinic api --processes N``; the kernel hands each connection to one of them).
 
 Waitress reads a request's headers and body in its event loop, not in its worker threads, and
 hands a request to a thread only once it has arrived whole. So a client that trickles its headers
@@ -16,6 +18,7 @@ import argparse
 import importlib
 import logging
 import resource
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -121,13 +124,13 @@ class DeadlineChannel(HTTPChannel):
             self.close_when_flushed = True
 
 
-def serve(app, *, host: str, port: int, threads: int) -> None:
-    """Serve ``app`` until interrupted."""
+def serve(app, *, threads: int, host: str = "127.0.0.1", port: int = 8000, fd: int | None = None) -> None:
+    """Serve ``app`` until interrupted, on ``host:port`` or on the inherited listening socket ``fd``."""
     _allow_open_files(CONNECTION_LIMIT + 256)
+    where = {"host": host, "port": port} if fd is None else {"sockets": [socket.socket(fileno=fd)]}
     server = create_server(
         app,
-        host=host,
-        port=port,
+        **where,
         threads=threads,
         connection_limit=CONNECTION_LIMIT,
         channel_timeout=IDLE_TIMEOUT,
@@ -153,11 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m api.serve", description="Serve the clinic's API.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--fd", type=int, help="serve this inherited listening socket instead of binding")
     parser.add_argument("--app", default="api.app:get_app", help="MODULE:FUNCTION that returns the WSGI app")
     args = parser.parse_args(argv)
     module, _, function = args.app.partition(":")
     app = getattr(importlib.import_module(module), function)()
-    serve(app, host=args.host, port=args.port, threads=Settings.from_env().api_threads)
+    serve(app, host=args.host, port=args.port, fd=args.fd, threads=Settings.from_env().api_threads)
     return 0
 
 

@@ -29,6 +29,10 @@ class RateLimit:
     burst: int
 
 
+#: What CLINIC_QUEUE_TYPE may say: RabbitMQ's classic queues (one node) or quorum queues (replicated).
+QUEUE_TYPES = ("classic", "quorum")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the API, the workers and the command line need to know about their deployment."""
@@ -53,6 +57,9 @@ class Settings:
     open_access: bool = False
     #: Requests per client key and API process; None for no limit.
     rate_limit: RateLimit | None = field(default_factory=lambda: RateLimit(20.0, 40))
+    api_processes: int = 1
+    queue_type: str = "classic"
+    delivery_limit: int = 20
 
     @property
     def exchange(self) -> str:
@@ -62,6 +69,11 @@ class Settings:
     def queue(self, name: str) -> str:
         """The broker queue for one stage of the pipeline, e.g. ``queue("process")``."""
         return f"{self.namespace}.{name}"
+
+    @property
+    def broker_urls(self) -> tuple[str, ...]:
+        """One AMQP URL per RabbitMQ node (``CLINIC_BROKER_URL`` separated by ``;``)."""
+        return tuple(url.strip() for url in self.broker_url.split(";") if url.strip())
 
     @property
     def queues(self) -> tuple[str, ...]:
@@ -75,7 +87,7 @@ class Settings:
         read = _Reader(env)
         return cls(
             database_url=read.text("CLINIC_DATABASE_URL", defaults.database_url),
-            broker_url=read.text("CLINIC_BROKER_URL", defaults.broker_url),
+            broker_url=read.broker_url("CLINIC_BROKER_URL", defaults.broker_url),
             namespace=read.namespace("CLINIC_NAMESPACE", defaults.namespace),
             timezone=read.timezone("CLINIC_TIMEZONE", defaults.timezone),
             doctors=read.doctors("CLINIC_DOCTORS", defaults.doctors),
@@ -96,6 +108,9 @@ class Settings:
             api_threads=read.integer("CLINIC_API_THREADS", defaults.api_threads, 1, 256),
             open_access=read.flag("CLINIC_OPEN_ACCESS", defaults.open_access),
             rate_limit=read.rate("CLINIC_RATE_LIMIT", defaults.rate_limit),
+            api_processes=read.integer("CLINIC_API_PROCESSES", defaults.api_processes, 1, 64),
+            queue_type=read.choice("CLINIC_QUEUE_TYPE", defaults.queue_type, QUEUE_TYPES),
+            delivery_limit=read.integer("CLINIC_DELIVERY_LIMIT", defaults.delivery_limit, 1, 10_000),
         )._checked()
 
     @property
@@ -141,6 +156,23 @@ class _Reader:
 
     def text(self, name: str, default: str) -> str:
         return self._raw(name) or default
+
+    def broker_url(self, name: str, default: str) -> str:
+        value = self._raw(name) or default
+        urls = [url.strip() for url in value.split(";") if url.strip()]
+        if not urls:
+            raise ConfigError(name, "must name at least one AMQP URL (several separated by ';')")
+        for url in urls:
+            if not url.startswith(("amqp://", "amqps://")):
+                shown = url.split("@")[-1]  # never a password
+                raise ConfigError(name, f"must be amqp:// or amqps:// URLs separated by ';', not {shown!r}")
+        return ";".join(urls)
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self._raw(name) or default
+        if value not in choices:
+            raise ConfigError(name, f"must be one of {', '.join(choices)}, not {value!r}")
+        return value
 
     def namespace(self, name: str, default: str) -> str:
         value = self._raw(name) or default

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 import pika
 
-from clinic.broker import BROKER_ERRORS, parameters
+from clinic.broker import BROKER_ERRORS, parameters, with_backoff
 from clinic.lifecycle import Notification
+
+logger = logging.getLogger("clinic.notifications")
+
+#: Seconds a publish keeps retrying (reconnecting, maybe to another node) before it raises.
+PUBLISH_RETRY_WINDOW = 3.0
 
 
 def declare_exchange(channel: pika.adapters.blocking_connection.BlockingChannel, exchange: str) -> None:
@@ -17,7 +24,8 @@ def declare_exchange(channel: pika.adapters.blocking_connection.BlockingChannel,
 
 
 class Publisher:
-    """Publishes persistent notifications with publisher confirms, one connection per thread."""
+    """Publishes persistent notifications with publisher confirms, one connection per thread, to
+    whichever node of ``broker_url`` answers."""
 
     def __init__(self, broker_url: str, exchange: str) -> None:
         self.parameters = parameters(broker_url)
@@ -25,13 +33,16 @@ class Publisher:
         self._local = threading.local()
 
     def publish(self, notification: Notification) -> None:
-        """Return once RabbitMQ has confirmed the message; raise if it could not be published."""
+        """Return once RabbitMQ has confirmed the message; raise if it could not be published. A
+        connection that went stale while idle, or whose node went away, is replaced (with a short
+        backoff, for a cluster electing new leaders)."""
         properties = pika.BasicProperties(
             content_type="application/json",
             delivery_mode=pika.DeliveryMode.Persistent,
             message_id=notification.message_id,
         )
-        for attempt in (1, 2):  # a connection that went stale while idle gets one fresh retry
+
+        def attempt() -> None:
             try:
                 self._channel().basic_publish(
                     exchange=self.exchange,
@@ -39,11 +50,11 @@ class Publisher:
                     body=notification.encode(),
                     properties=properties,
                 )
-                return
             except BROKER_ERRORS:
                 self.close()
-                if attempt == 2:
-                    raise
+                raise
+
+        with_backoff(attempt, BROKER_ERRORS, within=PUBLISH_RETRY_WINDOW)
 
     def _channel(self):
         channel = getattr(self._local, "channel", None)
@@ -70,28 +81,50 @@ def subscribe(
     exchange: str,
     routing_keys: Iterable[str],
     *,
+    queue: str | None = None,
     stop: Callable[[], bool] = lambda: False,
     ready: Callable[[], None] = lambda: None,
+    reconnect_delay: float = 1.0,
 ) -> Iterator[tuple[pika.BasicProperties, dict]]:
     """Yield ``(properties, body)`` for each notification with one of ``routing_keys`` until ``stop()``.
 
-    The queue is exclusive to this subscriber and vanishes with it; ``ready`` is called once it is bound.
-    """
-    connection = pika.BlockingConnection(parameters(broker_url))
-    try:
-        channel = connection.channel()
-        declare_exchange(channel, exchange)
-        queue = channel.queue_declare(queue="", exclusive=True, auto_delete=True).method.queue
-        for key in routing_keys:
-            channel.queue_bind(queue=queue, exchange=exchange, routing_key=key)
-        ready()
-        for method, properties, body in channel.consume(queue, inactivity_timeout=0.5):
-            if stop():
-                break
-            if method is None:
-                continue
-            yield properties, json.loads(body)
-            channel.basic_ack(method.delivery_tag)
-    finally:
-        if connection.is_open:
-            connection.close()
+    Without ``queue`` the queue is exclusive to this subscriber and vanishes with it (and with its
+    node): what is published while it reconnects is missed. With ``queue``, a durable quorum queue
+    of that name is bound, so notifications wait there while the subscriber is away or a node is
+    lost. A lost connection is reopened, on another node if need be; a notification whose ack was
+    lost with it comes again, so a subscriber drops duplicates by ``message_id``. ``ready`` is
+    called once, when the queue is first bound."""
+    keys = list(routing_keys)
+    announced = False
+    while not stop():
+        connection = None
+        try:
+            connection = pika.BlockingConnection(parameters(broker_url))
+            channel = connection.channel()
+            declare_exchange(channel, exchange)
+            if queue is None:
+                bound = channel.queue_declare(queue="", exclusive=True, auto_delete=True).method.queue
+            else:
+                bound = channel.queue_declare(queue=queue, durable=True, arguments={"x-queue-type": "quorum"})
+                bound = bound.method.queue
+            for key in keys:
+                channel.queue_bind(queue=bound, exchange=exchange, routing_key=key)
+            if not announced:
+                announced = True
+                ready()
+            for method, properties, body in channel.consume(bound, inactivity_timeout=0.5):
+                if stop():
+                    return
+                if method is None:
+                    continue
+                yield properties, json.loads(body)
+                channel.basic_ack(method.delivery_tag)
+        except BROKER_ERRORS as error:
+            logger.warning("subscription lost (%s); reconnecting in %.0fs", type(error).__name__, reconnect_delay)
+            time.sleep(reconnect_delay)
+        finally:
+            if connection is not None and connection.is_open:
+                try:
+                    connection.close()
+                except BROKER_ERRORS:
+                    pass

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -19,7 +20,7 @@ from dramatiq.common import xq_name
 
 from clinic import keys, store
 from clinic.bookings import FINAL_STATUSES
-from clinic.config import STAGES, Settings
+from clinic.config import PROCESS, STAGES, Settings
 from clinic.errors import ApiKeyNotFound, BrokerUnavailable, ConfigError, DeadLetterNotFound, InvalidField
 
 logger = logging.getLogger("clinic")
@@ -28,10 +29,48 @@ logger = logging.getLogger("clinic")
 OUTCOMES = FINAL_STATUSES
 
 
+#: The module:factory that returns the API's WSGI application.
+API_FACTORY = "api.app:get_app"
+
+
 def api_argv(settings: Settings, host: str, port: int) -> list[str]:
-    """The command that serves the API (compose and the README run the same): waitress with the
-    deadlines and limits of ``api.serve``, which slow clients cannot exhaust."""
-    return [sys.executable, "-m", "api.serve", "--host", host, "--port", str(port), "--app", "api.app:get_app"]
+    """The command that serves the API in one process (compose and the README run the same):
+    waitress with the deadlines and limits of ``api.serve``, which slow clients cannot exhaust."""
+    return [sys.executable, "-m", "api.serve", "--host", host, "--port", str(port), "--app", API_FACTORY]
+
+
+def api_process_argv(fd: int) -> list[str]:
+    """One of several API processes: the same server, on the listening socket ``fd`` its parent bound."""
+    return [sys.executable, "-m", "api.serve", "--fd", str(fd), "--app", API_FACTORY]
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The API's port, bound once by the supervising parent and inherited by each API process."""
+    sock = socket.create_server((host, port), backlog=1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def api_children(
+    settings: Settings, host: str, port: int, processes: int
+) -> tuple[dict[str, list[str]], list[socket.socket]]:
+    """The API's supervised children and the sockets they inherit (keep them open while the
+    children run): one server that binds its own port, or ``processes`` of them sharing a
+    socket bound here."""
+    if processes == 1:
+        return {"api": api_argv(settings, host, port)}, []
+    sock = listening_socket(host, port)
+    return {f"api-{n}": api_process_argv(sock.fileno()) for n in range(1, processes + 1)}, [sock]
+
+
+#: Milliseconds a Dramatiq consumer waits before reconnecting after its connection broke (its
+#: default, 3000, stops the workers on a lost node 3 s longer than the cluster needs to fail over).
+CONSUMER_RESTART_DELAY_MS = "500"
+
+
+def worker_environment() -> None:
+    """Settings Dramatiq reads from the environment, given to the worker processes started from here."""
+    os.environ.setdefault("dramatiq_restart_delay", CONSUMER_RESTART_DELAY_MS)
 
 
 def worker_argv(settings: Settings, stages: Sequence[str]) -> list[str]:
@@ -63,19 +102,47 @@ def open_store(settings: Settings) -> None:
     store.create_schema()
 
 
+def check_queues(settings: Settings, stages: Sequence[str]) -> bool:
+    """Declare the stages' queues as the settings say; False (and why, on stderr) when the
+    namespace was declared with the other CLINIC_QUEUE_TYPE. A broker that does not answer yet is
+    no reason not to start: the workers and the API connect when it comes."""
+    from clinic.broker import BROKER_ERRORS
+    from clinic.broker.dispatch import QueueTypeMismatch, rabbitmq_broker
+
+    logging.getLogger("pika").setLevel(logging.CRITICAL)  # its refusal is told below, in plain words
+    try:
+        rabbitmq_broker(settings).verify_queues([settings.queue(stage) for stage in stages])
+    except QueueTypeMismatch as error:
+        print(f"clinic: {error}", file=sys.stderr)
+        return False
+    except BROKER_ERRORS as error:
+        logger.warning("could not check the queues' type: RabbitMQ does not answer (%s)", type(error).__name__)
+    return True
+
+
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from clinic.ops.supervisor import Supervisor
 
     open_store(settings)
-    _first_client_key()
-    children = {"api": api_argv(settings, args.host, args.port)}
+    if not check_queues(settings, STAGES):
+        return 2
+    first_client_key()
+    processes = args.processes or settings.api_processes
+    children, sockets = api_children(settings, args.host, args.port, processes)
     children.update({f"worker-{stage}": worker_argv(settings, [stage]) for stage in STAGES})
     children["sweeper"] = sweeper_argv()
-    logger.info("API on http://%s:%d, workers on %s", args.host, args.port, ", ".join(settings.queues))
-    return Supervisor(children).run()
+    worker_environment()
+    logger.info(
+        "API on http://%s:%d (%d process(es)), workers on %s",
+        args.host,
+        args.port,
+        processes,
+        ", ".join(settings.queues),
+    )
+    return Supervisor(children, pass_fds=[sock.fileno() for sock in sockets]).run()
 
 
-def _first_client_key() -> None:
+def first_client_key() -> None:
     """On a fresh install, make the client key ``local`` and show it once, so the API can be tried at once."""
     with store.database.connection_context():
         new = keys.create_local_key()
@@ -86,13 +153,24 @@ def _first_client_key() -> None:
 
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    from clinic.ops.supervisor import Supervisor
+
+    if not check_queues(settings, [PROCESS]):
+        return 2
+    processes = args.processes or settings.api_processes
+    if processes > 1:
+        children, sockets = api_children(settings, args.host, args.port, processes)
+        return Supervisor(children, pass_fds=[sock.fileno() for sock in sockets]).run()
     argv = api_argv(settings, args.host, args.port)
     os.execv(argv[0], argv)
     return 1  # not reached
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    if not check_queues(settings, args.stages):
+        return 2
     argv = worker_argv(settings, args.stages)
+    worker_environment()
     os.execv(argv[0], argv)
     return 1  # not reached
 
@@ -118,7 +196,7 @@ def cmd_subscribe(settings: Settings, args: argparse.Namespace) -> int:
     try:
         ready = lambda: print(f"listening on {settings.exchange} for {', '.join(bound)}", file=sys.stderr, flush=True)
         for properties, body in subscribe(
-            settings.broker_url, settings.exchange, bound, stop=lambda: bool(stopping), ready=ready
+            settings.broker_url, settings.exchange, bound, queue=args.queue, stop=lambda: bool(stopping), ready=ready
         ):
             print(json.dumps({"message_id": properties.message_id, **body}, ensure_ascii=False), flush=True)
     except KeyboardInterrupt:
@@ -243,6 +321,16 @@ def _port(value: str) -> int:
     return port
 
 
+def _count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--processes must be a number, not {value!r}") from None
+    if not 0 < count <= 64:
+        raise argparse.ArgumentTypeError("--processes must be between 1 and 64")
+    return count
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clinic", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -250,6 +338,13 @@ def make_parser() -> argparse.ArgumentParser:
     def served(command: argparse.ArgumentParser) -> None:
         command.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
         command.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
+        command.add_argument(
+            "--processes",
+            type=_count,
+            default=None,
+            metavar="N",
+            help="API processes sharing the port (default CLINIC_API_PROCESSES, 1)",
+        )
 
     up = commands.add_parser("up", help="run the API, one worker group per queue and the sweeper, supervised")
     served(up)
@@ -276,6 +371,12 @@ def make_parser() -> argparse.ArgumentParser:
         type=_status,
         metavar="STATUS",
         help=f"routing keys to bind (default: {' '.join(OUTCOMES)})",
+    )
+    sub.add_argument(
+        "--queue",
+        metavar="NAME",
+        help="bind a durable quorum queue of this name (kept while away and across a node's loss) "
+        "instead of a queue that vanishes with this subscriber",
     )
     sub.set_defaults(handler=cmd_subscribe)
 

@@ -34,12 +34,14 @@ class Supervisor:
         env: Mapping[str, str] | None = None,
         stop_timeout: float = 30.0,
         poll_interval: float = 0.2,
+        pass_fds: Sequence[int] = (),
     ) -> None:
         self.children = [Child(name, list(argv)) for name, argv in children.items()]
         self.env = dict(os.environ if env is None else env)
         self.stop_timeout = stop_timeout
         self.poll_interval = poll_interval
         self.stopping = False
+        self.pass_fds = tuple(pass_fds)  # inherited by every child (the API processes' listening socket)
 
     def run(self) -> int:
         """Supervise until SIGTERM or SIGINT; return 0 after a clean stop."""
@@ -60,7 +62,7 @@ class Supervisor:
         self.stopping = True
 
     def _start(self, child: Child) -> None:
-        child.process = subprocess.Popen(child.argv, env=self.env, start_new_session=True)
+        child.process = subprocess.Popen(child.argv, env=self.env, start_new_session=True, pass_fds=self.pass_fds)
         child.started_at = time.monotonic()
         logger.info("started %s (pid %d)", child.name, child.process.pid)
 

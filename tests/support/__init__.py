@@ -162,9 +162,18 @@ class Clinic:
     ``token`` is the client key its requests send: the ``local`` key ``clinic up`` prints when the
     database has no client key yet, unless one is given."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, *, port: int | None = None, token: str | None = None):
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        port: int | None = None,
+        token: str | None = None,
+        module: str = "clinic",
+    ) -> None:
         self.env = env
         self.port = port or free_port()
+        self.module = module  # run as ``python -m MODULE up --port PORT``
         self.log_path = log_path
         self.token = token
         self.process: subprocess.Popen | None = None
@@ -172,7 +181,7 @@ class Clinic:
     def start(self, *, wait: bool = True) -> Clinic:
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "clinic", "up", "--port", str(self.port)],
+            [sys.executable, "-m", self.module, "up", "--port", str(self.port)],
             env=self.env,
             cwd=REPO,
             stdout=self.log,

@@ -1,0 +1,73 @@
+"""``clinic api --processes N``: N waitress processes on one socket their supervisor bound, and
+a namespace that meets the other queue type stops with a message that says so."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from tests.support import REPO, _parent, _processes, free_port, http, wait_until
+
+
+def api_processes(supervisor: int) -> list[int]:
+    return [pid for pid, cmd in _processes() if "api.serve" in cmd and "--fd" in cmd and _parent(pid) == supervisor]
+
+
+def test_several_api_processes_share_one_port_and_a_killed_one_is_replaced(clinic_env, tmp_path):
+    port = free_port()
+    log = open(tmp_path / "api.log", "wb")
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "clinic", "api", "--port", str(port), "--processes", "3"],
+        env=clinic_env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        children = wait_until(lambda: len(api_processes(parent.pid)) == 3 and api_processes(parent.pid), timeout=30)
+        serving = lambda: (tmp_path / "api.log").read_text().count(f"Serving on http://127.0.0.1:{port}") == 3
+        wait_until(serving, timeout=30, what="three processes serving the one port")
+        assert _answers(port)
+
+        os.kill(children[0], signal.SIGKILL)
+        statuses = [http(port, "GET", "/doctors").status for _ in range(50)]  # the others keep serving
+        assert statuses == [200] * 50
+        wait_until(lambda: len(api_processes(parent.pid)) == 3, timeout=30, what="the killed process's replacement")
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=60) == 0
+        log.close()
+    assert api_processes(parent.pid) == []
+
+
+def test_a_namespace_of_classic_queues_started_as_quorum_stops_saying_so(clinic_env, rabbitmq):
+    declared = subprocess.run(
+        [sys.executable, "-m", "clinic", "dlq", "list"], env=clinic_env, cwd=REPO, capture_output=True, timeout=60
+    )
+    assert declared.returncode == 0
+    from clinic.broker.dispatch import rabbitmq_broker
+    from clinic.config import Settings
+
+    settings = Settings.from_env(clinic_env)
+    rabbitmq_broker(settings).verify_queues(settings.queues)  # classic, as a single node runs today
+
+    result = subprocess.run(
+        [sys.executable, "-m", "clinic", "worker", "process"],
+        env={**clinic_env, "CLINIC_QUEUE_TYPE": "quorum"},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "CLINIC_QUEUE_TYPE is quorum" in result.stderr and "declared as a classic queue" in result.stderr
+    assert "inequivalent" not in result.stderr
+
+
+def _answers(port: int) -> bool:
+    try:
+        return http(port, "GET", "/health", timeout=2).status == 200
+    except OSError:
+        return False
