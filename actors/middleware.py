@@ -36,10 +36,19 @@ class FailureRecord(Middleware):
 
 
 def middleware_for(settings: Settings) -> list[Middleware]:
-    """A time limit, Retries (``MAX_RETRIES``, the configured backoff) and our two. Dramatiq's
-    AgeLimit, Callbacks, Pipelines, CurrentMessage and ShutdownNotifications serve options no
-    actor here sets, and each costs a hook call per message."""
+    """A time limit, Retries (``MAX_RETRIES``, the configured backoff) and our two; with
+    ``CLINIC_WORKER_METRICS_PORT``, Dramatiq's Prometheus middleware too (messages, errors,
+    retries, dead letters and durations per actor, on the group's port). Dramatiq's AgeLimit,
+    Callbacks, Pipelines, CurrentMessage and ShutdownNotifications serve options no actor here
+    sets, and each costs a hook call per message."""
+    extra: list[Middleware] = []
+    if settings.worker_metrics_port is not None:
+        # Imported only now: the module reads its port and directory from the environment at import.
+        from dramatiq.middleware.prometheus import Prometheus
+
+        extra.append(Prometheus())
     return [
+        *extra,
         TimeLimit(),
         Retries(
             max_retries=MAX_RETRIES,

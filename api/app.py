@@ -8,11 +8,13 @@ from collections.abc import Callable
 
 import falcon
 import pika
+from prometheus_client import CollectorRegistry
 
 from api import desk, errors, media
 from api.admin import DeadLetterCollection, DeadLetterReplay, PipelineState
 from api.auth import Authentication
 from api.contract import BodyLimit, BodyValidation
+from api.metrics import Metrics, RequestMetrics, metrics_registry, serve_metrics_port
 from api.openapi import example_slots
 from api.ratelimit import RateLimiter, TokenBuckets
 from api.resources import (
@@ -63,12 +65,14 @@ def create_app(
     checks: dict[str, Callable[[], None]] | None = None,
     dead_letters: DeadLetters | None = None,
     clock: Callable[[], float] = time.monotonic,
+    metrics: CollectorRegistry | None = None,
 ) -> falcon.App:
     """Build the API around a dispatcher that sends a pipeline step (``lifecycle.Step``). The settings
     decide the access mode (``open_access``) and the per-key rate limit."""
     buckets = TokenBuckets(settings.rate_limit, clock=clock) if settings.rate_limit else None
     app = falcon.App(
         middleware=[
+            RequestMetrics(),
             DatabaseSession(),
             BodyLimit(),
             Authentication(open_access=settings.open_access),
@@ -99,6 +103,7 @@ def create_app(
         "/me": desk.Me(),
         "/calendar": desk.DayCalendar(settings),
         "/desk": desk.DeskPage(),
+        "/metrics": Metrics(metrics or metrics_registry(settings)),
     }
     routes["/openapi.json"] = OpenAPIDocument(settings, routes)
     for path, resource in routes.items():
@@ -123,8 +128,12 @@ def get_app() -> falcon.App:
             "CLINIC_OPEN_ACCESS=1: POST /book and GET /booking/{id} answer requests without a client key. "
             "This is for development only; unset it before exposing this API."
         )
+    metrics = metrics_registry(settings)
+    if settings.metrics_port is not None:
+        serve_metrics_port(metrics, settings.metrics_port)
     return create_app(
         settings,
         dispatch=dispatcher.send,
         dead_letters=DeadLetters(settings, broker=broker),
+        metrics=metrics,
     )

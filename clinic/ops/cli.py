@@ -11,10 +11,13 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from dramatiq.common import xq_name
 
@@ -73,6 +76,35 @@ def worker_environment() -> None:
     os.environ.setdefault("dramatiq_restart_delay", CONSUMER_RESTART_DELAY_MS)
 
 
+def metrics_directory(settings: Settings, name: str) -> str:
+    """An empty directory for the prometheus_client files of one group of processes that share a
+    metrics port (multiprocess mode); emptied at each start, so no figure of an earlier run stays."""
+    path = Path(tempfile.gettempdir()) / "clinic-metrics" / settings.namespace / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return str(path)
+
+
+def worker_metrics_environment(settings: Settings, stages: Sequence[str]) -> dict[str, str]:
+    """What Dramatiq's Prometheus middleware reads for one worker group: its port (the first
+    stage's place in STAGES after CLINIC_WORKER_METRICS_PORT), address and files; none when off."""
+    if settings.worker_metrics_port is None:
+        return {}
+    return {
+        "dramatiq_prom_port": str(settings.worker_metrics_port + STAGES.index(stages[0])),
+        "dramatiq_prom_host": settings.worker_metrics_host,
+        "dramatiq_prom_db": metrics_directory(settings, "worker-" + "-".join(stages)),
+    }
+
+
+def api_metrics_environment(settings: Settings, processes: int) -> dict[str, str]:
+    """Several API processes on one port count requests in one directory, which any of them reads
+    back for a scrape (prometheus_client's multiprocess mode); one process counts in memory."""
+    if processes == 1:
+        return {}
+    return {"PROMETHEUS_MULTIPROC_DIR": metrics_directory(settings, "api")}
+
+
 def worker_argv(settings: Settings, stages: Sequence[str]) -> list[str]:
     """The Dramatiq command that runs the actors of the given stages (one process group)."""
     return [
@@ -129,7 +161,10 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     first_client_key()
     processes = args.processes or settings.api_processes
     children, sockets = api_children(settings, args.host, args.port, processes)
+    api_env = api_metrics_environment(settings, processes)
+    child_env = {name: api_env for name in children}
     children.update({f"worker-{stage}": worker_argv(settings, [stage]) for stage in STAGES})
+    child_env.update({f"worker-{stage}": worker_metrics_environment(settings, [stage]) for stage in STAGES})
     children["sweeper"] = sweeper_argv()
     worker_environment()
     logger.info(
@@ -139,7 +174,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         processes,
         ", ".join(settings.queues),
     )
-    return Supervisor(children, pass_fds=[sock.fileno() for sock in sockets]).run()
+    return Supervisor(children, pass_fds=[sock.fileno() for sock in sockets], child_env=child_env).run()
 
 
 def first_client_key() -> None:
@@ -160,7 +195,9 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     processes = args.processes or settings.api_processes
     if processes > 1:
         children, sockets = api_children(settings, args.host, args.port, processes)
-        return Supervisor(children, pass_fds=[sock.fileno() for sock in sockets]).run()
+        api_env = api_metrics_environment(settings, processes)
+        child_env = {name: api_env for name in children}
+        return Supervisor(children, pass_fds=[sock.fileno() for sock in sockets], child_env=child_env).run()
     argv = api_argv(settings, args.host, args.port)
     os.execv(argv[0], argv)
     return 1  # not reached
@@ -171,6 +208,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     argv = worker_argv(settings, args.stages)
     worker_environment()
+    os.environ.update(worker_metrics_environment(settings, args.stages))
     os.execv(argv[0], argv)
     return 1  # not reached
 
