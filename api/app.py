@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from api import desk, errors, media
 from api.admin import DeadLetterCollection, DeadLetterReplay, PipelineState
 from api.auth import Authentication
+from api.context import RequestContext
 from api.contract import BodyLimit, BodyValidation
 from api.metrics import Metrics, RequestMetrics, metrics_registry, serve_metrics_port
 from api.openapi import example_slots
@@ -28,7 +29,7 @@ from api.resources import (
     OpenAPIDocument,
     SlotCollection,
 )
-from clinic import lifecycle, store
+from clinic import lifecycle, logs, store
 from clinic.broker import parameters
 from clinic.broker.deadletters import DeadLetters
 from clinic.broker.dispatch import Dispatcher, rabbitmq_broker
@@ -72,6 +73,7 @@ def create_app(
     buckets = TokenBuckets(settings.rate_limit, clock=clock) if settings.rate_limit else None
     app = falcon.App(
         middleware=[
+            RequestContext(),
             RequestMetrics(),
             DatabaseSession(),
             BodyLimit(),
@@ -116,9 +118,9 @@ def create_app(
 def get_app() -> falcon.App:
     """The API process's composition root: settings from the environment, the database, and a
     broker that only sends (the API needs none of the workers' setup)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
     settings = Settings.from_env()
+    logs.configure(settings.log_format)
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     broker = rabbitmq_broker(settings)
     dispatcher = Dispatcher(settings, broker)
     store.connect(settings.database_url)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dramatiq.common import xq_name
 
-from clinic import keys, store
+from clinic import keys, logs, store
 from clinic.bookings import FINAL_STATUSES
 from clinic.config import PROCESS, STAGES, Settings
 from clinic.errors import ApiKeyNotFound, BrokerUnavailable, ConfigError, DeadLetterNotFound, InvalidField
@@ -110,7 +110,7 @@ def worker_argv(settings: Settings, stages: Sequence[str]) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "dramatiq",
+        "actors.dramatiq_cli",
         "actors.worker:start",
         "--processes",
         str(settings.worker_processes),
@@ -469,14 +469,14 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pika").setLevel(logging.WARNING)
     args = make_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
     except ConfigError as error:
         print(f"clinic: {error}", file=sys.stderr)
         return 2
+    logs.configure(settings.log_format)
+    logging.getLogger("pika").setLevel(logging.WARNING)
     try:
         return args.handler(settings, args)
     except BrokerUnavailable as error:
