@@ -24,6 +24,7 @@ const state = {
   lastEventId: null,
   poller: null,
   adminTimer: null,
+  lettersShown: null, // what the dead-letters table shows, to redraw it only when it changes
 };
 // Each time a booking's status changes on screen: what and when (ms since the epoch). Read by the
 // browser tests to measure how long a change takes to reach the page.
@@ -564,6 +565,10 @@ async function refreshAdmin() {
       ? `Oldest pending booking: ${oldest.booking_id}, waiting ${age(oldest.created_at)}.`
       : "No booking is pending.";
     const letters = (await api("GET", "/admin/dead-letters")).dead_letters;
+    // Redrawn only when what it shows changed, so a Replay button keeps the keyboard's focus.
+    const signature = JSON.stringify(letters.map((l) => [l.message_id, l.queue, age(l.enqueued_at)]));
+    if (signature === state.lettersShown) return;
+    state.lettersShown = signature;
     $("dead-letters").tBodies[0].replaceChildren(
       ...letters.map((letter) => {
         const replay = action("Replay", `Replay the dead letter of booking ${letter.booking_id || letter.message_id}`, () =>

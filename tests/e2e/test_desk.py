@@ -16,6 +16,7 @@ from pathlib import Path
 import pika
 import pytest
 from dramatiq import Message
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
@@ -68,7 +69,9 @@ def open_desk(driver, clinic, token: str, day: str) -> None:
 
 
 def wait(driver, timeout: float = WAIT) -> WebDriverWait:
-    return WebDriverWait(driver, timeout, poll_frequency=0.1)
+    """Polls until the condition holds; an element redrawn meanwhile (the page redraws a cell when
+    its booking changes) is looked up again on the next poll."""
+    return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def cell(driver, when: str, doctor_id: int):
@@ -88,8 +91,31 @@ def booking_card(driver, booking_id: str):
 
 
 def status_on_page(driver, booking_id: str) -> str | None:
-    cards = driver.find_elements(By.CSS_SELECTOR, f'.booking[data-booking-id="{booking_id}"]')
-    return cards[0].get_attribute("data-status") if cards else None
+    """Read in one script, so a redraw between finding the card and reading it cannot interfere."""
+    return driver.execute_script(
+        "const card = document.querySelector(`.booking[data-booking-id='${arguments[0]}']`);"
+        "return card ? card.dataset.status : null;",
+        booking_id,
+    )
+
+
+def shown_ids(driver) -> set[str]:
+    """Every booking id on the page, read in one script."""
+    return set(
+        driver.execute_script(
+            "return [...document.querySelectorAll('[data-booking-id]')].map(e => e.dataset.bookingId)"
+        )
+    )
+
+
+def press(driver, booking_id: str, label: str) -> None:
+    """Click a booking's button (Cancel, Reschedule), looking it up again if it was redrawn."""
+
+    def clicked(d) -> bool:
+        booking_card(d, booking_id).find_element(By.XPATH, f".//button[text()='{label}']").click()
+        return True
+
+    wait(driver).until(clicked, f"{label} of {booking_id}")
 
 
 def wait_status(driver, booking_id: str, status: str) -> None:
@@ -120,14 +146,12 @@ def record_latency(driver, clinic, token: str, booking_id: str, status: str) -> 
 
 
 def book_through_the_page(driver, when: str, doctor_id: int, patient: str) -> str:
-    before = {c.get_attribute("data-booking-id") for c in driver.find_elements(By.CSS_SELECTOR, ".booking")}
-    cell(driver, when, doctor_id).find_element(By.CSS_SELECTOR, "button.free").click()
+    before = shown_ids(driver)
+    wait(driver).until(lambda d: cell(d, when, doctor_id).find_element(By.CSS_SELECTOR, "button.free").click() or True)
     name = wait(driver).until(ec.visibility_of_element_located((By.ID, "patient")))
     name.send_keys(patient, Keys.ENTER)
     wait(driver).until(ec.invisibility_of_element_located((By.ID, "book-dialog")))
-    found = wait(driver).until(
-        lambda d: {c.get_attribute("data-booking-id") for c in d.find_elements(By.CSS_SELECTOR, ".booking")} - before
-    )
+    found = wait(driver).until(lambda d: shown_ids(d) - before)
     [booking_id] = found
     return booking_id
 
@@ -149,11 +173,11 @@ def test_a_wrong_key_is_told_and_a_staff_key_books_a_free_cell_that_turns_confir
     booking_id = book_through_the_page(browser, when, 2, "Ana Pérez")
     wait_status(browser, booking_id, "confirmed")
     record_latency(browser, desk, staff, booking_id, "confirmed")
-    card = booking_card(browser, booking_id)
-    assert "Ana Pérez" in card.text and "Confirmed" in card.text
+    text = wait(browser).until(lambda d: booking_card(d, booking_id).text)
+    assert "Ana Pérez" in text and "Confirmed" in text
     shoot(browser, tmp_path, "desk-day-view")
 
-    card.find_element(By.XPATH, ".//button[text()='Cancel']").click()
+    press(browser, booking_id, "Cancel")
     reason = wait(browser).until(ec.visibility_of_element_located((By.ID, "cancel-reason")))
     reason.send_keys("called to cancel", Keys.ENTER)
     wait_status(browser, booking_id, "cancelled")
@@ -176,7 +200,7 @@ def test_reschedule_offers_free_slots_and_the_move_is_confirmed_live(desk, brows
     open_desk(browser, desk, staff, day_of(when))
     wait_status(browser, original, "confirmed")
 
-    booking_card(browser, original).find_element(By.XPATH, ".//button[text()='Reschedule']").click()
+    press(browser, original, "Reschedule")
     choice = wait(browser).until(ec.visibility_of_element_located((By.ID, "move-slot")))
     wait(browser).until(lambda d: len(Select(choice).options) > 0)
     options = {json.loads(o.get_attribute("value"))["slot"][:16]: o for o in Select(choice).options}
@@ -191,9 +215,11 @@ def test_reschedule_offers_free_slots_and_the_move_is_confirmed_live(desk, brows
     wait(browser).until(ec.invisibility_of_element_located((By.ID, "move-dialog")))
 
     wait_status(browser, original, "cancelled")  # replaced once the new one is confirmed
-    moved = cell(browser, to, 3).find_element(By.CSS_SELECTOR, ".booking")
-    new_id = moved.get_attribute("data-booking-id")
+    new_id = wait(browser).until(
+        lambda d: cell(d, to, 3).find_element(By.CSS_SELECTOR, ".booking").get_attribute("data-booking-id")
+    )
     wait_status(browser, new_id, "confirmed")
+    record_latency(browser, desk, staff, new_id, "confirmed")
     answer = http(desk.port, "GET", f"/booking/{original}", headers=bearer(staff)).json()
     assert (answer["status"], answer["rescheduled_to"]) == ("cancelled", new_id)
 
@@ -208,8 +234,7 @@ def test_a_client_key_sees_only_its_own_bookings_and_no_admin_panel(desk, browse
     )
     open_desk(browser, desk, desk.tokens["alice"], day_of(when))
     wait_status(browser, mine.json()["booking_id"], "confirmed")
-    shown = {c.get_attribute("data-booking-id") for c in browser.find_elements(By.CSS_SELECTOR, "[data-booking-id]")}
-    assert shown == {mine.json()["booking_id"]}
+    assert shown_ids(browser) == {mine.json()["booking_id"]}
     assert "Bob B" not in browser.page_source
     assert theirs.json()["booking_id"] not in browser.page_source
     assert not browser.find_element(By.ID, "admin").is_displayed()
@@ -221,7 +246,7 @@ def test_a_failed_action_shows_the_apis_detail(desk, browser):
     staff = desk.tokens["front desk"]
     when = slot(12, 0, weekday=4, weeks_ahead=2)
     open_desk(browser, desk, staff, day_of(when))
-    cell(browser, when, 1).find_element(By.CSS_SELECTOR, "button.free").click()
+    wait(browser).until(lambda d: cell(d, when, 1).find_element(By.CSS_SELECTOR, "button.free").click() or True)
     name = wait(browser).until(ec.visibility_of_element_located((By.ID, "patient")))
     name.send_keys("Ana \u202eevil", Keys.ENTER)  # a bidi override: the API refuses the name
     error = wait(browser).until(lambda d: d.find_element(By.ID, "book-error").text)
@@ -272,16 +297,17 @@ def test_an_admin_replays_a_dead_letter_and_the_booking_is_confirmed_on_the_page
 
     open_desk(browser, desk, desk.tokens["ops"], day_of(when))
     wait(browser).until(ec.visibility_of_element_located((By.ID, "admin")))
-    row = wait(browser).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, f'#dead-letters tr[data-booking-id="{booking_id}"]')
-    )[0]
-    assert "clinic.errors.DoctorUnavailable" in row.text and f"{namespace}.process.XQ" in row.text
+    letter = f'#dead-letters tr[data-booking-id="{booking_id}"]'
+    text = wait(browser).until(lambda d: d.find_element(By.CSS_SELECTOR, letter).text)
+    assert "clinic.errors.DoctorUnavailable" in text and f"{namespace}.process.XQ" in text
     assert "pending" == status_on_page(browser, booking_id)
-    browser.execute_script("arguments[0].scrollIntoView()", row)
+    browser.execute_script("document.getElementById('admin').scrollIntoView()")
     shoot(browser, tmp_path, "desk-dead-letters")
 
-    row.find_element(By.XPATH, ".//button[text()='Replay']").click()
+    replay = lambda d: d.find_element(By.CSS_SELECTOR, letter).find_element(By.XPATH, ".//button[text()='Replay']")
+    wait(browser).until(lambda d: replay(d).click() or True)
     wait_status(browser, booking_id, "confirmed")
+    record_latency(browser, desk, desk.tokens["ops"], booking_id, "confirmed")
     wait(browser).until(
         lambda d: not d.find_elements(By.CSS_SELECTOR, f'#dead-letters tr[data-booking-id="{booking_id}"]')
     )
