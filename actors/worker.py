@@ -7,6 +7,7 @@ import logging
 
 import dramatiq
 
+from actors import webhooks
 from actors.middleware import middleware_for
 from actors.pipeline import declare
 from clinic import logs, store
@@ -14,6 +15,7 @@ from clinic.availability import AvailabilitySystem
 from clinic.broker.dispatch import rabbitmq_broker
 from clinic.broker.notifications import Publisher
 from clinic.config import Settings
+from clinic.secretbox import SecretBox
 
 
 def start() -> dramatiq.Broker:
@@ -34,4 +36,5 @@ def start() -> dramatiq.Broker:
         calendar=AvailabilitySystem(settings.unavailability_rate, settings.confirm_delay),
         publisher=Publisher(settings.broker_url, settings.exchange),
     )
+    webhooks.declare(broker, settings, box=SecretBox.for_settings(settings))
     return broker

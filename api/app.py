@@ -29,11 +29,14 @@ from api.resources import (
     OpenAPIDocument,
     SlotCollection,
 )
+from api.stream import EventStream
+from api.webhooks import DeliveryLog, DeliveryReplay, WebhookCollection, WebhookItem, WebhookRotation
 from clinic import lifecycle, logs, store
 from clinic.broker import parameters
 from clinic.broker.deadletters import DeadLetters
 from clinic.broker.dispatch import Dispatcher, rabbitmq_broker
 from clinic.config import Settings
+from clinic.secretbox import SecretBox
 
 logger = logging.getLogger("api")
 
@@ -67,6 +70,7 @@ def create_app(
     dead_letters: DeadLetters | None = None,
     clock: Callable[[], float] = time.monotonic,
     metrics: CollectorRegistry | None = None,
+    box: SecretBox | None = None,
 ) -> falcon.App:
     """Build the API around a dispatcher that sends a pipeline step (``lifecycle.Step``). The settings
     decide the access mode (``open_access``) and the per-key rate limit."""
@@ -86,12 +90,13 @@ def create_app(
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.media_handlers = media.handlers()
     dead_letters = dead_letters or DeadLetters(settings)
+    box = box or SecretBox.for_settings(settings)
     if checks is None:
         checks = {"database": database_check, "broker": broker_check(settings.broker_url)}
     routes: dict[str, object] = {
         "/book": BookingCollection(settings, dispatch, slot_examples=example_slots(settings)),
         "/booking/{booking_id}": BookingItem(settings),
-        "/booking/{booking_id}/cancel": BookingCancel(settings, dispatch),
+        "/booking/{booking_id}/cancel": BookingCancel(settings),
         "/booking/{booking_id}/reschedule": BookingReschedule(
             settings, dispatch, slot_examples=example_slots(settings)
         ),
@@ -99,6 +104,12 @@ def create_app(
         "/slots": SlotCollection(settings),
         "/doctors": DoctorCollection(settings),
         "/health": Health(checks),
+        "/events": EventStream(settings),
+        "/webhooks": WebhookCollection(settings, box),
+        "/webhooks/{webhook_id}": WebhookItem(settings),
+        "/webhooks/{webhook_id}/rotate-secret": WebhookRotation(box),
+        "/webhooks/{webhook_id}/deliveries": DeliveryLog(),
+        "/webhooks/{webhook_id}/deliveries/{delivery_id}/replay": DeliveryReplay(dispatch),
         "/admin/dead-letters": DeadLetterCollection(dead_letters),
         "/admin/dead-letters/replay": DeadLetterReplay(dead_letters),
         "/admin/pipeline": PipelineState(settings),

@@ -250,3 +250,75 @@ class PipelineState(Struct):
 
     queues: list[QueueDepth]
     oldest_pending: OldestPending | None
+
+
+EventType = Literal["booking.pending", "booking.confirmed", "booking.rejected", "booking.cancelled"]
+WebhookUrl = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=2000,
+        pattern="^[Hh][Tt][Tt][Pp][Ss]?://",
+        description="http or https; a host that resolves to a loopback, private, link-local or multicast "
+        "address is refused (unless the server runs with CLINIC_WEBHOOK_ALLOW_PRIVATE=1)",
+    ),
+]
+EventTypes = Annotated[list[EventType], Meta(min_length=1, max_length=4, description="the event types to receive")]
+Description = Annotated[str, Meta(max_length=200, description="what the endpoint is for")]
+
+
+class WebhookCreate(Struct, forbid_unknown_fields=True):
+    """``POST /webhooks``'s body."""
+
+    url: WebhookUrl
+    events: EventTypes
+    description: Description | None = None
+
+
+class WebhookChange(Struct, forbid_unknown_fields=True):
+    """``PATCH /webhooks/{webhook_id}``'s body: only the fields to change."""
+
+    url: WebhookUrl | UnsetType = UNSET
+    events: EventTypes | UnsetType = UNSET
+    description: Description | None | UnsetType = UNSET
+    status: Literal["enabled", "disabled"] | UnsetType = UNSET
+
+
+class Webhook(Struct):
+    """A webhook endpoint; ``disabled_reason`` says why the server disabled it."""
+
+    id: str
+    url: str
+    events: list[EventType]
+    description: str | None
+    status: Literal["enabled", "disabled"]
+    disabled_reason: str | None
+    created_at: DateTime
+    updated_at: DateTime
+
+
+class WebhookWithSecret(Webhook):
+    """An endpoint with its signing secret, shown only when it is made (or rotated)."""
+
+    secret: Annotated[str, Meta(description="`whsec_` + base64 of 32 random bytes; shown only this once")]
+
+
+class WebhookList(Struct):
+    webhooks: list[Webhook]
+
+
+class Delivery(Struct):
+    """One event to one endpoint, as the delivery log shows it."""
+
+    id: str
+    event_id: int
+    type: EventType
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_response: Annotated[int | str | None, Meta(description="the last answer's status code, or the error's class")]
+    next_attempt_at: DateTime | None
+
+
+class DeliveryList(Struct):
+    deliveries: list[Delivery]
+    next_cursor: str | None

@@ -23,6 +23,7 @@ from clinic.errors import (
     NotAuthenticated,
     RescheduleInFlight,
     TransitionRefused,
+    WebhookNotFound,
 )
 
 logger = logging.getLogger(__name__)
@@ -178,6 +179,10 @@ def booking_not_found(req, resp, error: BookingNotFound, params) -> None:
     raise ProblemError(falcon.HTTP_404, "no such booking")
 
 
+def webhook_not_found(req, resp, error: WebhookNotFound, params) -> None:
+    raise ProblemError(falcon.HTTP_404, "no such webhook endpoint or delivery")
+
+
 def transition_refused(req, resp, error: TransitionRefused, params) -> None:
     raise ProblemError(
         falcon.HTTP_409,
@@ -222,5 +227,6 @@ def install(app: falcon.App) -> None:
     app.add_error_handler(DeadLetterNotFound, dead_letter_not_found)
     app.add_error_handler(BrokerUnavailable, broker_unavailable)
     app.add_error_handler(TransitionRefused, transition_refused)
+    app.add_error_handler(WebhookNotFound, webhook_not_found)
     app.add_error_handler(RescheduleInFlight, reschedule_in_flight)
     app.set_error_serializer(serialize_error)

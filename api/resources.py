@@ -204,15 +204,14 @@ class BookingCancel:
         )
     }
 
-    def __init__(self, settings: Settings, dispatch: Callable[[Step], object]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.send = Sender(dispatch)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, booking_id: str) -> None:
+        # The cancellation's event is committed with it; the relay announces it, even if the
+        # broker is down at this instant.
         body = req.get_media() if req.context.body is not None else None
-        booking, outcome = bookings.cancel_request(booking_id, body, owner=owner(req), by=by(req))
-        if outcome is bookings.Outcome.CHANGED:
-            self.send(lifecycle.cancelled(booking.id))
+        booking, _ = bookings.cancel_request(booking_id, body, owner=owner(req), by=by(req))
         resp.media = booking_json(self.settings, booking, full=True)
 
 

@@ -83,6 +83,7 @@ class System:
         self.api: Part | None = None
         self.workers: dict[str, Part] = {}
         self.sweeper: Part | None = None
+        self.relay: Part | None = None
         self.token: str | None = None
 
     @property
@@ -121,6 +122,7 @@ class System:
                 f"worker-{stage}", self._clinic("worker", stage), self.env, self.logs / f"worker-{stage}.log"
             )
         self.sweeper = Part("sweeper", self._clinic("sweep"), self.env, self.logs / "sweeper.log")
+        self.relay = Part("relay", self._clinic("relay"), self.env, self.logs / "relay.log")
         expected = int(self.env["CLINIC_WORKER_PROCESSES"])
         deadline = time.monotonic() + timeout
         while not all(part.log_text().count(READY_LINE) >= expected for part in self.workers.values()):
@@ -139,7 +141,7 @@ class System:
         }
 
     def stop(self) -> None:
-        parts = [self.api, self.sweeper, *self.workers.values()]
+        parts = [self.api, self.sweeper, self.relay, *self.workers.values()]
         for part in parts:
             if part is not None and part.alive():
                 part.process.send_signal(signal.SIGTERM)  # all at once: they stop in parallel

@@ -72,6 +72,18 @@ class Settings:
     worker_metrics_host: str = "127.0.0.1"
     #: ``text`` (human lines) or ``json`` (one JSON object per line, for a log shipper).
     log_format: str = "text"
+    #: Backoff of a webhook delivery's retries (Dramatiq Retries), from the first to the longest.
+    webhook_min_backoff_ms: int = 5000
+    webhook_max_backoff_ms: int = 1_800_000
+    #: Tests and private networks only: webhook URLs may resolve to loopback or private addresses.
+    webhook_allow_private: bool = False
+    #: Encrypts the webhooks' signing secrets at rest; None: read from ``{data_dir}/secret.key``.
+    secret_key: str | None = None
+    #: Where ``clinic up`` keeps what it generates (the secret key); None: beside the SQLite file.
+    data_dir: str | None = None
+    #: Live event streams per API process (None: half its threads, at least 1), and their length.
+    stream_max: int | None = None
+    stream_max_seconds: float = 300.0
 
     @property
     def exchange(self) -> str:
@@ -127,7 +139,33 @@ class Settings:
             worker_metrics_port=read.optional_integer("CLINIC_WORKER_METRICS_PORT", 1, 65535 - len(STAGES)),
             worker_metrics_host=read.text("CLINIC_WORKER_METRICS_HOST", defaults.worker_metrics_host),
             log_format=read.choice("CLINIC_LOG_FORMAT", defaults.log_format, LOG_FORMATS),
+            webhook_min_backoff_ms=read.integer(
+                "CLINIC_WEBHOOK_MIN_BACKOFF_MS", defaults.webhook_min_backoff_ms, 1, 86_400_000
+            ),
+            webhook_max_backoff_ms=read.integer(
+                "CLINIC_WEBHOOK_MAX_BACKOFF_MS", defaults.webhook_max_backoff_ms, 1, 86_400_000
+            ),
+            webhook_allow_private=read.flag("CLINIC_WEBHOOK_ALLOW_PRIVATE", defaults.webhook_allow_private),
+            secret_key=read.secret("CLINIC_SECRET_KEY"),
+            data_dir=env.get("CLINIC_DATA_DIR", "").strip() or None,
+            stream_max=read.integer("CLINIC_STREAM_MAX", 0, 1, 10_000) or None,
+            stream_max_seconds=read.number("CLINIC_STREAM_MAX_SECONDS", defaults.stream_max_seconds, 1, 86_400),
         )._checked()
+
+    @property
+    def streams_per_process(self) -> int:
+        """At most this many event streams per API process, so they never take every thread."""
+        return self.stream_max or max(1, self.api_threads // 2)
+
+    @property
+    def data_directory(self) -> str:
+        """``CLINIC_DATA_DIR``, else the SQLite file's directory, else the current directory."""
+        if self.data_dir:
+            return self.data_dir
+        if self.database_url.startswith("sqlite:///"):
+            path = self.database_url[len("sqlite:///") :]
+            return os.path.dirname(os.path.abspath(path)) if path and path != ":memory:" else "."
+        return "."
 
     @property
     def longest_legitimate_wait(self) -> float:
@@ -139,6 +177,8 @@ class Settings:
     def _checked(self) -> Settings:
         if self.retry_min_backoff_ms > self.retry_max_backoff_ms:
             raise ConfigError("CLINIC_RETRY_MIN_BACKOFF_MS", "must not be larger than CLINIC_RETRY_MAX_BACKOFF_MS")
+        if self.webhook_min_backoff_ms > self.webhook_max_backoff_ms:
+            raise ConfigError("CLINIC_WEBHOOK_MIN_BACKOFF_MS", "must not be larger than CLINIC_WEBHOOK_MAX_BACKOFF_MS")
         if self.sweep_after <= self.longest_legitimate_wait:
             raise ConfigError(
                 "CLINIC_SWEEP_AFTER",
@@ -147,15 +187,17 @@ class Settings:
         return self
 
 
-#: The pipeline's stages; each is one actor's queue, ``{namespace}.{stage}``, and its actor is
-#: ``{stage}_booking`` (see :func:`actor_name`).
-PROCESS, CONFIRM, REJECT, NOTIFY = "process", "confirm", "reject", "notify"
-STAGES = (PROCESS, CONFIRM, REJECT, NOTIFY)
+#: The stages; each is one actor's queue, ``{namespace}.{stage}``, and its actor is
+#: ``{stage}_booking`` (see :func:`actor_name`), except the webhooks' ``deliver_webhook``.
+PROCESS, CONFIRM, REJECT, NOTIFY, WEBHOOKS = "process", "confirm", "reject", "notify", "webhooks"
+PIPELINE = (PROCESS, CONFIRM, REJECT, NOTIFY)
+STAGES = (*PIPELINE, WEBHOOKS)
+_ACTORS = {WEBHOOKS: "deliver_webhook"}
 
 
 def actor_name(stage: str) -> str:
     """The Dramatiq actor that serves a stage's queue: ``process`` -> ``process_booking``."""
-    return f"{stage}_booking"
+    return _ACTORS.get(stage, f"{stage}_booking")
 
 
 class _Reader:
@@ -263,6 +305,12 @@ class _Reader:
         if not 0 <= bounds[0] <= bounds[1] <= 3600:
             raise ConfigError(name, "must be a range of seconds from 0 to 3600, smallest first")
         return bounds
+
+    def secret(self, name: str) -> str | None:
+        value = self._raw(name)
+        if value is not None and len(value) < 32:
+            raise ConfigError(name, "must be at least 32 characters (clinic up generates one when it is unset)")
+        return value
 
     def timezone(self, name: str, default: ZoneInfo) -> ZoneInfo:
         value = self._raw(name)

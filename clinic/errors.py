@@ -95,3 +95,16 @@ class DeadLetterNotFound(ClinicError):
 
 class BrokerUnavailable(ClinicError):
     """RabbitMQ did not answer (503); asking again later may succeed."""
+
+
+class WebhookNotFound(ClinicError):
+    """No webhook endpoint (or delivery) has that id for this key (404)."""
+
+
+class DeliveryRetry(TransientFailure):
+    """A webhook attempt answered 429 or 5xx, or the network failed: try again after ``delay_ms``."""
+
+    def __init__(self, response: str, delay_ms: int) -> None:
+        super().__init__(f"webhook attempt failed ({response}); retrying in {delay_ms} ms")
+        self.response = response
+        self.delay_ms = delay_ms

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from clinic import bookings
 from clinic.availability import AvailabilitySystem
-from clinic.bookings import CANCELLED, CONFIRMED, FINAL_STATUSES, PENDING, REJECTED, Outcome
-from clinic.config import CONFIRM, NOTIFY, PROCESS, REJECT, Settings
+from clinic.bookings import CANCELLED, CONFIRMED, FINAL_STATUSES, PENDING, Outcome
+from clinic.config import CONFIRM, NOTIFY, PROCESS, REJECT, WEBHOOKS, Settings
 from clinic.errors import DoctorUnavailable, qualified_name
 from clinic.store import Booking
 
@@ -66,9 +66,20 @@ def accepted(booking_id: str) -> Step:
     return Step(PROCESS, (booking_id,))
 
 
-def cancelled(booking_id: str) -> Step:
-    """A booking was just cancelled (committed): the notifier announces it."""
-    return Step(NOTIFY, (booking_id, CANCELLED))
+def announced(status: str, booking: Booking) -> Step:
+    """A committed status change, as the relay hands it on: a final status goes to the notifier.
+    The cancellation of a booking a reschedule replaced is announced by the notification of that
+    reschedule's confirmation (see :func:`notifications`), so subscribers hear both, in order."""
+    if status not in FINAL_STATUSES:
+        return STOP
+    if status == CANCELLED and booking.rescheduled_to is not None:
+        return STOP
+    return Step(NOTIFY, (booking.id, status))
+
+
+def deliver(delivery_id: int) -> Step:
+    """A webhook delivery was stored: the webhooks worker sends it."""
+    return Step(WEBHOOKS, (delivery_id,))
 
 
 class Action(enum.Enum):
@@ -126,7 +137,8 @@ def process(
 def confirm(booking_id: str, doctor_id: int, calendar: AvailabilitySystem, *, books: BookingStore = bookings) -> Step:
     """Give the slot to the booking, unless another booking got it first; a reschedule's
     confirmation also cancels the booking it replaces, in the same transaction (``books.confirm``).
-    A booking cancelled meanwhile stays cancelled: the first final status wins."""
+    A booking cancelled meanwhile stays cancelled: the first final status wins. The confirmation
+    is announced by the relay, from its event, like every status change."""
     calendar.await_confirmation()
     outcome = books.confirm(booking_id, doctor_id)
     if outcome is Outcome.CONFLICT:
@@ -136,17 +148,12 @@ def confirm(booking_id: str, doctor_id: int, calendar: AvailabilitySystem, *, bo
         if booking.requested_doctor_id is None:
             return Step(PROCESS, (booking_id,))  # another booking took this doctor; any will do
         return Step(REJECT, (booking_id, SLOT_TAKEN))
-    if outcome in (Outcome.CHANGED, Outcome.ALREADY):
-        # ALREADY: an earlier delivery confirmed but may have died before it sent this on.
-        return Step(NOTIFY, (booking_id, CONFIRMED))
     return STOP
 
 
 def reject(booking_id: str, reason: str, *, books: BookingStore = bookings) -> Step:
-    """Record why a booking cannot be had, then tell the subscribers."""
-    outcome = books.reject(booking_id, reason)
-    if outcome in (Outcome.CHANGED, Outcome.ALREADY):
-        return Step(NOTIFY, (booking_id, REJECTED))
+    """Record why a booking cannot be had; the relay announces it, from its event."""
+    books.reject(booking_id, reason)
     return STOP
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dramatiq.common import xq_name
 
-from clinic import keys, logs, store
+from clinic import keys, logs, secretbox, store
 from clinic.bookings import FINAL_STATUSES
 from clinic.config import PROCESS, STAGES, Settings
 from clinic.errors import ApiKeyNotFound, BrokerUnavailable, ConfigError, DeadLetterNotFound, InvalidField
@@ -123,6 +123,11 @@ def worker_argv(settings: Settings, stages: Sequence[str]) -> list[str]:
     ]
 
 
+def relay_argv(*, once: bool = False) -> list[str]:
+    """The relay hands every committed booking event to the notifier and the webhooks."""
+    return [sys.executable, "-m", "clinic.ops.relay", *(["--once"] if once else [])]
+
+
 def sweeper_argv(*, once: bool = False) -> list[str]:
     """The sweeper re-sends stale bookings, so it runs on the actors' side of the code."""
     return [sys.executable, "-m", "clinic.ops.sweeper", *(["--once"] if once else [])]
@@ -152,10 +157,20 @@ def check_queues(settings: Settings, stages: Sequence[str]) -> bool:
     return True
 
 
+def _secret_key_file(settings: Settings) -> None:
+    """Generate the key that seals webhook secrets, when CLINIC_SECRET_KEY is unset and none exists."""
+    made = secretbox.ensure_secret_key(settings)
+    if made is not None:
+        logger.info(
+            "generated the secret key of the webhook secrets in %s (mode 0600); keep it with the database", made
+        )
+
+
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from clinic.ops.supervisor import Supervisor
 
     open_store(settings)
+    _secret_key_file(settings)
     if not check_queues(settings, STAGES):
         return 2
     first_client_key()
@@ -165,6 +180,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     child_env = {name: api_env for name in children}
     children.update({f"worker-{stage}": worker_argv(settings, [stage]) for stage in STAGES})
     child_env.update({f"worker-{stage}": worker_metrics_environment(settings, [stage]) for stage in STAGES})
+    children["relay"] = relay_argv()
     children["sweeper"] = sweeper_argv()
     worker_environment()
     logger.info(
@@ -215,12 +231,19 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_init_db(settings: Settings, args: argparse.Namespace) -> int:
     open_store(settings)
+    _secret_key_file(settings)
     print(f"schema ready ({settings.database_url.split('://', 1)[0]})")
     return 0
 
 
 def cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
     argv = sweeper_argv(once=args.once)
+    os.execv(argv[0], argv)
+    return 1  # not reached
+
+
+def cmd_relay(settings: Settings, args: argparse.Namespace) -> int:
+    argv = relay_argv(once=args.once)
     os.execv(argv[0], argv)
     return 1  # not reached
 
@@ -384,7 +407,9 @@ def make_parser() -> argparse.ArgumentParser:
             help="API processes sharing the port (default CLINIC_API_PROCESSES, 1)",
         )
 
-    up = commands.add_parser("up", help="run the API, one worker group per queue and the sweeper, supervised")
+    up = commands.add_parser(
+        "up", help="run the API, one worker group per queue, the relay and the sweeper, supervised"
+    )
     served(up)
     up.set_defaults(handler=cmd_up)
 
@@ -401,6 +426,10 @@ def make_parser() -> argparse.ArgumentParser:
         help=f"one or more of {', '.join(STAGES)} (or the full queue name)",
     )
     worker.set_defaults(handler=cmd_worker)
+
+    relay = commands.add_parser("relay", help="hand every booking event to the notifier and the webhooks")
+    relay.add_argument("--once", action="store_true", help="relay what is waiting once and exit")
+    relay.set_defaults(handler=cmd_relay)
 
     sub = commands.add_parser("subscribe", help="print each notification as one JSON line until stopped")
     sub.add_argument(

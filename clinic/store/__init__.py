@@ -19,12 +19,14 @@ from clinic.store.models import (
     BookingEvent,
     IdempotencyRecord,
     UTCDateTimeField,
+    WebhookDelivery,
+    WebhookEndpoint,
     database,
     utcnow,
 )
 from clinic.store.sqlite import open_sqlite
 
-MODELS: list[type[BaseModel]] = [Booking, BookingEvent, ApiKey, IdempotencyRecord]
+MODELS: list[type[BaseModel]] = [Booking, BookingEvent, ApiKey, IdempotencyRecord, WebhookEndpoint, WebhookDelivery]
 
 __all__ = [
     "MODELS",
@@ -35,6 +37,8 @@ __all__ = [
     "Compiled",
     "IdempotencyRecord",
     "UTCDateTimeField",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "close_session",
     "column_values",
     "connect",
@@ -96,3 +100,7 @@ def _add_missing_columns() -> None:
         present = {column.name for column in database.get_columns(table)}
         missing = [f for f in model._meta.sorted_fields if f.column_name not in present]
         migrate(*(migrator.add_column(table, f.column_name, f) for f in missing))
+        if model is BookingEvent and "relayed_at" in {f.column_name for f in missing}:
+            # History written before events were relayed was announced the old way: mark it done,
+            # so an upgrade does not announce the whole past again.
+            BookingEvent.update(relayed_at=BookingEvent.at).execute()

@@ -71,19 +71,28 @@ Booking.add_index(Booking.index(Booking.owner, Booking.slot, Booking.id))
 
 
 class BookingEvent(BaseModel):
-    """One status change of a booking; a booking enters each status at most once. ``by`` is the
-    name of the API key that made the change, or null when the pipeline made it (a confirmation,
-    a rejection, the swap of a reschedule) or a request without a key did (open mode)."""
+    """One status change of a booking, written in the transaction of the change: the booking's
+    history and the one source of every outward event (``clinic.events``). A booking enters each
+    status at most once; ``id`` is durable and increasing; ``relayed_at`` is set once the relay has
+    handed the event to every channel (the AMQP notification, the webhooks). ``by`` is the name of
+    the API key that made the change, or null when the pipeline made it (a confirmation, a
+    rejection, the swap of a reschedule) or a request without a key did (open mode)."""
 
     booking = peewee.ForeignKeyField(Booking, backref="events", on_delete="CASCADE", column_name="booking_id")
     status = peewee.CharField(max_length=16)
     reason = peewee.TextField(null=True)
     at = UTCDateTimeField()
     by = peewee.CharField(max_length=100, null=True)
+    relayed_at = UTCDateTimeField(null=True)
 
     class Meta:
         table_name = "booking_event"
         indexes = ((("booking", "status"), True),)
+
+
+# The relay's work list: only the events not yet relayed are in this index, so finding them costs
+# nothing however long the history grows.
+BookingEvent.add_index(BookingEvent.index(BookingEvent.id, where=BookingEvent.relayed_at.is_null()))
 
 
 class ApiKey(BaseModel):
@@ -116,3 +125,48 @@ class IdempotencyRecord(BaseModel):
     class Meta:
         table_name = "idempotency_record"
         indexes = ((("owner", "key"), True),)
+
+
+class WebhookEndpoint(BaseModel):
+    """Where a key wants booking events posted. ``owner`` is the key that registered it (it alone
+    sees it); ``all_bookings`` is whether it hears of every booking (an admin key's) or only of
+    its owner's. The signing secret is stored encrypted (``clinic.secretbox``), never in clear;
+    after a rotation the previous one signs too, until ``previous_until``."""
+
+    id = peewee.CharField(max_length=32, primary_key=True)
+    owner = peewee.CharField(max_length=64, index=True)
+    all_bookings = peewee.BooleanField(default=False)
+    url = peewee.TextField()
+    events = peewee.TextField()  # event types, space-separated
+    description = peewee.TextField(null=True)
+    status = peewee.CharField(max_length=16, default="enabled")
+    disabled_reason = peewee.TextField(null=True)
+    failed_in_a_row = peewee.IntegerField(default=0)  # deliveries ended failed since the last success
+    secret = peewee.TextField()
+    previous_secret = peewee.TextField(null=True)
+    previous_until = UTCDateTimeField(null=True)
+    created_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "webhook_endpoint"
+
+
+class WebhookDelivery(BaseModel):
+    """One event to one endpoint: the delivery log. One row per (endpoint, event), so relaying an
+    event twice delivers it once. ``last_response`` is a status code or an error's class, never a
+    response body (it might echo the patient's name)."""
+
+    endpoint = peewee.ForeignKeyField(WebhookEndpoint, on_delete="CASCADE", column_name="endpoint_id")
+    event = peewee.ForeignKeyField(BookingEvent, on_delete="CASCADE", column_name="event_id")
+    type = peewee.CharField(max_length=32)
+    status = peewee.CharField(max_length=16, default="pending")
+    attempts = peewee.IntegerField(default=0)
+    last_response = peewee.CharField(max_length=100, null=True)
+    next_attempt_at = UTCDateTimeField(null=True)
+    created_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "webhook_delivery"
+        indexes = ((("endpoint", "event"), True), (("endpoint", "status", "id"), False))

@@ -62,7 +62,7 @@ def test_the_quick_benchmark_reports_every_figure_and_loses_no_booking(rabbitmq,
         assert isinstance(value, (int, float)) and value > 0, f"{'.'.join(path)} is {value!r}"
     assert [entry["worker_processes"] for entry in results["scaling"]] == [1, 2]
     assert all(entry["rate"] > 0 for entry in results["scaling"])
-    assert set(results["memory"]["worker_peak_rss_mib"]) == {"process", "confirm", "reject", "notify"}
+    assert set(results["memory"]["worker_peak_rss_mib"]) == {"process", "confirm", "reject", "notify", "webhooks"}
     assert len(results["targets"]) == 7 and all("met" in target for target in results["targets"])
     assert results["slots"]["statuses"] == [200] and results["slots"]["bookings_stored"] == 10_000
     assert results["machine"]["cpus"] and results["command"].startswith("python -m bench --quick")

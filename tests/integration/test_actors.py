@@ -14,7 +14,9 @@ from actors.middleware import middleware_for
 from actors.pipeline import declare
 from clinic import bookings, lifecycle, store
 from clinic.availability import AvailabilitySystem
+from clinic.broker.dispatch import Dispatcher
 from clinic.config import Settings
+from clinic.ops.relay import relay_once
 from clinic.store import Booking, BookingEvent
 from tests.support import slot
 
@@ -68,10 +70,13 @@ class Pipeline:
     def run(self, booking_id=None):
         if booking_id:
             self.send("process_booking", booking_id)
+        relay = Dispatcher(self.settings, self.broker).send
         for _ in range(20):  # messages cascade from queue to queue: drain until all are quiet
             for queue in self.settings.queues:
-                self.broker.join(queue, fail_fast=False)
-            if not any(self.broker.queues[q].unfinished_tasks for q in self.broker.queues):
+                if queue in self.broker.queues:
+                    self.broker.join(queue, fail_fast=False)
+            relayed = relay_once(self.settings, relay)  # the relay announces what was committed
+            if not relayed and not any(self.broker.queues[q].unfinished_tasks for q in self.broker.queues):
                 return
         raise AssertionError("the pipeline did not settle")
 

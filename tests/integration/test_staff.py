@@ -10,7 +10,7 @@ from falcon import testing
 
 from api.app import create_app
 from clinic import bookings, keys, store
-from clinic.config import Settings
+from clinic.config import STAGES, Settings
 from clinic.lifecycle import Step
 from tests.support import slot
 
@@ -121,7 +121,7 @@ def test_an_admin_reads_the_pipelines_state_and_a_staff_key_may_not(api):
     booking_id = book(api, "desk 1", slot(16, 0))
     state = api.simulate_get("/admin/pipeline", headers=api.keys["ops"])
     assert state.status_code == 200, state.json
-    assert [q["stage"] for q in state.json["queues"]] == ["process", "confirm", "reject", "notify"]
+    assert [q["stage"] for q in state.json["queues"]] == list(STAGES)
     assert all(q["ready"] == q["delayed"] == q["dead"] == 0 for q in state.json["queues"])  # the test sends nothing
     assert state.json["oldest_pending"]["booking_id"] == booking_id
     assert api.simulate_get("/admin/pipeline", headers=api.keys["desk 1"]).status_code == 401

@@ -18,8 +18,33 @@ def test_defaults_match_the_documented_contract():
     assert settings.unavailability_rate == 0.2
     assert (settings.retry_min_backoff_ms, settings.retry_max_backoff_ms) == (1000, 30000)
     assert settings.sweep_after == 60
-    assert settings.queues == ("clinic.process", "clinic.confirm", "clinic.reject", "clinic.notify")
+    assert settings.queues == ("clinic.process", "clinic.confirm", "clinic.reject", "clinic.notify", "clinic.webhooks")
     assert settings.exchange == "clinic.notifications"
+    assert (settings.webhook_min_backoff_ms, settings.webhook_max_backoff_ms) == (5000, 1_800_000)
+    assert settings.webhook_allow_private is False
+    assert (settings.streams_per_process, settings.stream_max_seconds) == (4, 300)  # half of 8 threads
+
+
+def test_integration_settings_are_read_and_checked():
+    settings = Settings.from_env(
+        {
+            "CLINIC_WEBHOOK_MIN_BACKOFF_MS": "100",
+            "CLINIC_WEBHOOK_MAX_BACKOFF_MS": "200",
+            "CLINIC_WEBHOOK_ALLOW_PRIVATE": "1",
+            "CLINIC_SECRET_KEY": "k" * 32,
+            "CLINIC_STREAM_MAX": "2",
+            "CLINIC_STREAM_MAX_SECONDS": "30",
+            "CLINIC_DATA_DIR": "/var/lib/clinic",
+        }
+    )
+    assert (settings.webhook_min_backoff_ms, settings.webhook_max_backoff_ms) == (100, 200)
+    assert settings.webhook_allow_private and settings.secret_key == "k" * 32
+    assert (settings.streams_per_process, settings.stream_max_seconds) == (2, 30)
+    assert settings.data_directory == "/var/lib/clinic"
+    with pytest.raises(ConfigError, match="CLINIC_SECRET_KEY"):
+        Settings.from_env({"CLINIC_SECRET_KEY": "short"})
+    with pytest.raises(ConfigError, match="CLINIC_WEBHOOK_MIN_BACKOFF_MS"):
+        Settings.from_env({"CLINIC_WEBHOOK_MIN_BACKOFF_MS": "300", "CLINIC_WEBHOOK_MAX_BACKOFF_MS": "200"})
 
 
 def test_every_variable_is_read():

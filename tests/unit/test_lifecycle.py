@@ -10,7 +10,7 @@ import pytest
 from clinic import lifecycle
 from clinic.availability import AvailabilitySystem
 from clinic.bookings import CANCELLED, CONFIRMED, HOLDING, PENDING, REJECTED, RESCHEDULED, Outcome
-from clinic.config import CONFIRM, NOTIFY, PROCESS, REJECT
+from clinic.config import CONFIRM, NOTIFY, PROCESS, REJECT, WEBHOOKS
 from clinic.errors import DoctorUnavailable, qualified_name
 from clinic.lifecycle import STOP, Step
 
@@ -121,11 +121,12 @@ def test_a_decided_or_unknown_booking_stops_the_processor(settings):
     assert lifecycle.process(settings, "nope", Calendar(), books=books) is STOP
 
 
-def test_a_confirmation_goes_to_the_notifier_even_when_an_earlier_delivery_made_it():
+def test_a_confirmation_ends_the_pipeline_and_is_announced_from_its_event_by_the_relay():
     books = FakeBookings(FakeBooking("b1", MONDAY_10))
-    assert lifecycle.confirm("b1", 1, Calendar(), books=books) == Step(NOTIFY, ("b1", CONFIRMED))
-    assert lifecycle.confirm("b1", 1, Calendar(), books=books) == Step(NOTIFY, ("b1", CONFIRMED))
+    assert lifecycle.confirm("b1", 1, Calendar(), books=books) is STOP
+    assert lifecycle.confirm("b1", 1, Calendar(), books=books) is STOP  # delivered twice: nothing more
     assert books.load("b1").status == CONFIRMED
+    assert lifecycle.announced(CONFIRMED, books.load("b1")) == Step(NOTIFY, ("b1", CONFIRMED))
 
 
 def test_losing_the_race_decides_again_when_any_doctor_will_do_and_rejects_when_one_was_asked():
@@ -135,10 +136,13 @@ def test_losing_the_race_decides_again_when_any_doctor_will_do_and_rejects_when_
     assert lifecycle.confirm("asked", 1, Calendar(), books=books) == Step(REJECT, ("asked", lifecycle.SLOT_TAKEN))
 
 
-def test_a_rejection_is_announced_once_it_is_recorded_and_a_confirmed_booking_is_not_rejected():
+def test_a_rejection_is_recorded_and_announced_from_its_event_and_a_confirmed_booking_is_not_rejected():
     books = FakeBookings(FakeBooking("b1", MONDAY_10), FakeBooking("b2", MONDAY_10, status=CONFIRMED, doctor_id=1))
-    assert lifecycle.reject("b1", lifecycle.SLOT_TAKEN, books=books) == Step(NOTIFY, ("b1", REJECTED))
+    assert lifecycle.reject("b1", lifecycle.SLOT_TAKEN, books=books) is STOP
+    assert books.load("b1").status == REJECTED
+    assert lifecycle.announced(REJECTED, books.load("b1")) == Step(NOTIFY, ("b1", REJECTED))
     assert lifecycle.reject("b2", lifecycle.SLOT_TAKEN, books=books) is STOP
+    assert books.load("b2").status == CONFIRMED
     assert lifecycle.reject("missing", lifecycle.SLOT_TAKEN, books=books) is STOP
 
 
@@ -167,14 +171,22 @@ def test_a_booking_cancelled_while_it_waited_for_its_confirmation_is_left_cancel
     assert [books.load(b).status for b in ("b1", "b2")] == [CANCELLED, CANCELLED]
 
 
-def test_a_cancellation_goes_to_the_notifier_with_its_status():
-    assert lifecycle.cancelled("b1") == Step(NOTIFY, ("b1", CANCELLED))
+def test_every_final_event_goes_to_the_notifier_but_pending_and_a_swap_cancellation_do_not():
+    assert lifecycle.announced(CANCELLED, FakeBooking("b1", MONDAY_10)) == Step(NOTIFY, ("b1", CANCELLED))
+    assert lifecycle.announced(PENDING, FakeBooking("b1", MONDAY_10)) is STOP
+    # the original of a confirmed reschedule: its cancellation travels with the new one's confirmation
+    replaced = FakeBooking("old", MONDAY_10, status=CANCELLED, rescheduled_to="new")
+    assert lifecycle.announced(CANCELLED, replaced) is STOP
+
+
+def test_a_webhook_delivery_goes_to_the_webhooks_queue():
+    assert lifecycle.deliver(7) == Step(WEBHOOKS, (7,))
 
 
 def test_a_confirmed_reschedule_announces_itself_then_the_cancellation_of_the_booking_it_replaced(settings):
     original = FakeBooking("old", MONDAY_10, doctor_id=1, status=CONFIRMED)
     books = FakeBookings(original, FakeBooking("new", MONDAY_10.replace(hour=11), rescheduled_from="old"))
-    assert lifecycle.confirm("new", 2, Calendar(), books=books) == Step(NOTIFY, ("new", CONFIRMED))
+    assert lifecycle.confirm("new", 2, Calendar(), books=books) is STOP
     notices = lifecycle.notifications(settings, "new", CONFIRMED, books=books)
     assert [(n.message_id, n.routing_key) for n in notices] == [
         ("new.confirmed", "confirmed"),
@@ -190,7 +202,7 @@ def test_a_reschedule_confirmed_after_the_original_was_cancelled_does_not_announ
     books = FakeBookings(
         FakeBooking("old", MONDAY_10, status=CANCELLED), FakeBooking("new", MONDAY_10, rescheduled_from="old")
     )
-    assert lifecycle.confirm("new", 2, Calendar(), books=books) == Step(NOTIFY, ("new", CONFIRMED))
+    assert lifecycle.confirm("new", 2, Calendar(), books=books) is STOP
     assert [n.message_id for n in lifecycle.notifications(settings, "new", CONFIRMED, books=books)] == ["new.confirmed"]
     assert books.load("old").rescheduled_to is None
 
