@@ -26,6 +26,9 @@ const state = {
   adminTimer: null,
   lettersShown: null, // what the dead-letters table shows, to redraw it only when it changes
 };
+// How the page keeps up: "stream" (GET /events) or "polling" (no event stream on this server), and
+// how often the stream was opened again after a drop. Read by the browser tests, shown by the badge.
+window.deskLive = { mode: "connecting", reconnects: 0 };
 // Each time a booking's status changes on screen: what and when (ms since the epoch). Read by the
 // browser tests to measure how long a change takes to reach the page.
 window.deskChanges = [];
@@ -462,6 +465,7 @@ async function follow() {
     return;
   }
   stopPolling();
+  window.deskLive.mode = "stream";
   live("Live", true);
   if (!state.lastEventId) reloadBookings(); // whatever happened before the stream opened
   try {
@@ -471,6 +475,7 @@ async function follow() {
   }
   if (controller.signal.aborted) return;
   live("Reconnecting…", false);
+  window.deskLive.reconnects += 1;
   setTimeout(follow, RECONNECT_MS);
 }
 
@@ -503,7 +508,7 @@ function handleFrame(frame) {
     else if (field === "event") type = value;
     else if (field === "data") data.push(value);
   }
-  if (id !== null) state.lastEventId = id;
+  if (id !== null) state.lastEventId = window.deskLive.lastEventId = id;
   if (!EVENT_TYPES.includes(type) || !data.length) return;
   let event;
   try {
@@ -520,6 +525,7 @@ function handleFrame(frame) {
 }
 
 function startPolling() {
+  window.deskLive.mode = "polling";
   live("Updating every second", true);
   if (state.poller) return;
   state.poller = setInterval(() => {

@@ -40,7 +40,9 @@ def desk(tmp_path_factory, rabbitmq):
     if problem := missing():
         pytest.fail(problem)
     keys = {"front desk": "staff", "ops": "admin", "alice": "client", "bob": "client"}
-    with shared_clinic(tmp_path_factory.mktemp("desk"), rabbitmq, keys) as clinic:
+    # The server ends each event stream after 4 s, so the page reconnects (with Last-Event-ID) again
+    # and again during every test: a change made while it was away must still reach it.
+    with shared_clinic(tmp_path_factory.mktemp("desk"), rabbitmq, keys, CLINIC_STREAM_MAX_SECONDS="4") as clinic:
         yield clinic
     if LATENCIES:
         print(
@@ -173,6 +175,8 @@ def test_a_wrong_key_is_told_and_a_staff_key_books_a_free_cell_that_turns_confir
     booking_id = book_through_the_page(browser, when, 2, "Ana Pérez")
     wait_status(browser, booking_id, "confirmed")
     record_latency(browser, desk, staff, booking_id, "confirmed")
+    assert browser.execute_script("return window.deskLive.mode") == "stream"  # /events, not polling
+    assert browser.find_element(By.ID, "live").text == "Live"
     text = wait(browser).until(lambda d: booking_card(d, booking_id).text)
     assert "Ana Pérez" in text and "Confirmed" in text
     shoot(browser, tmp_path, "desk-day-view")
@@ -215,6 +219,9 @@ def test_reschedule_offers_free_slots_and_the_move_is_confirmed_live(desk, brows
     wait(browser).until(ec.invisibility_of_element_located((By.ID, "move-dialog")))
 
     wait_status(browser, original, "cancelled")  # replaced once the new one is confirmed
+    # Streams end every 4 s here: the page reconnected meanwhile, and nothing it missed was lost.
+    wait(browser).until(lambda d: d.execute_script("return window.deskLive.reconnects") >= 1, "a reconnect")
+    assert browser.execute_script("return window.deskLive.mode") == "stream"
     new_id = wait(browser).until(
         lambda d: cell(d, to, 3).find_element(By.CSS_SELECTOR, ".booking").get_attribute("data-booking-id")
     )
@@ -222,6 +229,25 @@ def test_reschedule_offers_free_slots_and_the_move_is_confirmed_live(desk, brows
     record_latency(browser, desk, staff, new_id, "confirmed")
     answer = http(desk.port, "GET", f"/booking/{original}", headers=bearer(staff)).json()
     assert (answer["status"], answer["rescheduled_to"]) == ("cancelled", new_id)
+
+
+def test_a_booking_made_while_the_stream_was_down_reaches_the_page_after_it_reconnects(desk, browser):
+    staff = desk.tokens["front desk"]
+    when = slot(16, 30, weekday=4, weeks_ahead=3)
+    open_desk(browser, desk, staff, day_of(when))
+    wait(browser).until(lambda d: d.find_element(By.ID, "live").text == "Live", "the stream")
+    first = http(desk.port, "POST", "/book", {"patient": "Before Gap", "slot": when, "doctor_id": 2}, bearer(staff))
+    wait_status(browser, first.json()["booking_id"], "confirmed")  # from the stream: the page has an event id
+    assert browser.execute_script("return window.deskLive.lastEventId")
+    # The server ends the stream after 4 s; the page waits 1 s before it reconnects with Last-Event-ID.
+    wait(browser).until(lambda d: d.find_element(By.ID, "live").text == "Reconnecting…", "a dropped stream")
+    made = http(desk.port, "POST", "/book", {"patient": "Gap Patient", "slot": when, "doctor_id": 3}, bearer(staff))
+    away = browser.find_element(By.ID, "live").text == "Reconnecting…"  # still away when the booking was stored
+    booking_id = made.json()["booking_id"]
+    wait_status(browser, booking_id, "confirmed")
+    # Replayed from Last-Event-ID (a page that has an event id does not read the day again), not polled.
+    assert browser.execute_script("return window.deskLive.mode") == "stream"
+    print(f"\nbooked while the page's stream was down: {away}")
 
 
 def test_a_client_key_sees_only_its_own_bookings_and_no_admin_panel(desk, browser):
