@@ -20,7 +20,6 @@ from clinic.lifecycle import Step
 from clinic.secretbox import SecretBox
 from clinic.store import WebhookDelivery, WebhookEndpoint
 
-WEBHOOK_BODY_BYTES = 8 * 1024
 _WEBHOOK_ID = {"name": "webhook_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _DELIVERY_ID = {"name": "delivery_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _NOT_FOUND = Reply(404, "No endpoint has that id, or it is another key's")
@@ -72,7 +71,6 @@ class WebhookCollection:
             "createWebhook",
             "Register a webhook endpoint",
             body=bodies.WebhookCreate,
-            max_body=WEBHOOK_BODY_BYTES,
             replies=(
                 Reply(201, "Registered; `secret` is shown only in this answer", bodies.WebhookWithSecret),
                 Reply(422, "A field is wrong, or the URL is refused (`field` is url)"),
@@ -119,7 +117,6 @@ class WebhookItem:
             "changeWebhook",
             "Change a webhook endpoint (enabling it again clears why it was disabled)",
             body=bodies.WebhookChange,
-            max_body=WEBHOOK_BODY_BYTES,
             parameters=(_WEBHOOK_ID,),
             replies=(Reply(200, "The endpoint as changed", bodies.Webhook), _NOT_FOUND),
         ),

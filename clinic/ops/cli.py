@@ -170,9 +170,9 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from clinic.ops.supervisor import Supervisor
 
     open_store(settings)
-    _secret_key_file(settings)
     if not check_queues(settings, STAGES):
         return 2
+    _secret_key_file(settings)
     first_client_key()
     processes = args.processes or settings.api_processes
     children, sockets = api_children(settings, args.host, args.port, processes)
