@@ -32,12 +32,14 @@ postgresql:
 
 # The deploy tests (tests/deploy) run compose.yml on a Docker engine of their own, with images
 # bootstrapped from Debian packages: Debian's docker.io (dockerd and the docker CLI), docker-compose
-# and mmdebstrap. Installed here when missing; the tests fail, never skip, without them.
-DEBIAN_TOOLS := dockerd:docker.io docker:docker.io docker-compose:docker-compose mmdebstrap:mmdebstrap
+# and mmdebstrap. Chromium and its driver (Debian's) run the front desk's browser tests. Installed
+# here when missing; the tests fail, never skip, without them.
+DEBIAN_TOOLS := dockerd:docker.io docker:docker.io docker-compose:docker-compose mmdebstrap:mmdebstrap \
+	chromium:chromium chromedriver:chromium-driver
 tools:
 	@missing=$$(for pair in $(DEBIAN_TOOLS); do command -v $${pair%%:*} >/dev/null 2>&1 || echo $${pair#*:}; done | sort -u); \
 	if [ -n "$$missing" ]; then \
-	  echo "installing" $$missing "for the deploy tests"; \
+	  echo "installing" $$missing "for the deploy and browser tests"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
 	fi
 

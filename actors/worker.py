@@ -10,7 +10,7 @@ import dramatiq
 from actors import webhooks
 from actors.middleware import middleware_for
 from actors.pipeline import declare
-from clinic import store
+from clinic import logs, store
 from clinic.availability import AvailabilitySystem
 from clinic.broker.dispatch import rabbitmq_broker
 from clinic.broker.notifications import Publisher
@@ -22,8 +22,11 @@ def start() -> dramatiq.Broker:
     """Called by Dramatiq's CLI in each worker process before it consumes."""
     # pika reports every dropped connection with tracebacks at ERROR; Dramatiq already says the
     # same in one line ("Consumer encountered a connection error") and reconnects.
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
     settings = Settings.from_env()
+    if settings.log_format == "json":
+        # Dramatiq was told --skip-logging (actors.dramatiq_cli); stderr is its pipe by now.
+        logs.configure("json")
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     broker = rabbitmq_broker(settings, middleware_for(settings))
     dramatiq.set_broker(broker)
     store.connect(settings.database_url)

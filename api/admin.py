@@ -7,10 +7,12 @@ import msgspec
 
 from api import bodies
 from api.contract import Operation, Reply
-from clinic import keys
+from clinic import bookings, keys
 from clinic.broker import deadletters
 from clinic.broker.deadletters import DeadLetters
-from clinic.config import STAGES
+from clinic.broker.queues import queue_depths
+from clinic.config import STAGES, Settings
+from clinic.store import utcnow
 
 #: An admin request body is a few ids; anything larger is not one.
 ADMIN_BODY_BYTES = 4 * 1024
@@ -79,3 +81,32 @@ class DeadLetterReplay:
         stage, message_id = deadletters.replay_request(req.get_media())
         replayed = self.dead_letters.replay(stage=stage, message_id=message_id)
         resp.media = msgspec.to_builtins(bodies.Replayed(replayed, len(replayed)))
+
+
+class PipelineState:
+    """``GET /admin/pipeline``: each stage's queue depths and the oldest pending booking, read now."""
+
+    scope = keys.ADMIN
+    operations = {
+        "get": Operation(
+            "pipelineState",
+            "The pipeline at a glance",
+            replies=(
+                Reply(200, "Queue depths per stage, and the booking pending longest", bodies.PipelineState),
+                _UNAVAILABLE,
+            ),
+        )
+    }
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        queues = [bodies.QueueDepth(**depth.as_dict()) for depth in queue_depths(self.settings, timeout=2)]
+        oldest = bookings.oldest_pending()
+        waiting = None
+        if oldest is not None:
+            age = (utcnow() - oldest.created_at).total_seconds()
+            waiting = bodies.OldestPending(oldest.id, oldest.created_at.isoformat(), round(age, 3))
+        resp.cache_control = ["no-store"]
+        resp.media = msgspec.to_builtins(bodies.PipelineState(queues, waiting))

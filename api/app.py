@@ -8,11 +8,14 @@ from collections.abc import Callable
 
 import falcon
 import pika
+from prometheus_client import CollectorRegistry
 
-from api import errors, fhir, media
-from api.admin import DeadLetterCollection, DeadLetterReplay
+from api import desk, errors, fhir, media
+from api.admin import DeadLetterCollection, DeadLetterReplay, PipelineState
 from api.auth import Authentication
+from api.context import RequestContext
 from api.contract import BodyLimit, BodyValidation
+from api.metrics import Metrics, RequestMetrics, metrics_registry, serve_metrics_port
 from api.openapi import example_slots
 from api.ratelimit import RateLimiter, TokenBuckets
 from api.resources import (
@@ -28,7 +31,7 @@ from api.resources import (
 )
 from api.stream import EventStream
 from api.webhooks import DeliveryLog, DeliveryReplay, WebhookCollection, WebhookItem, WebhookRotation
-from clinic import lifecycle, store
+from clinic import lifecycle, logs, store
 from clinic.broker import parameters
 from clinic.broker.deadletters import DeadLetters
 from clinic.broker.dispatch import Dispatcher, rabbitmq_broker
@@ -66,6 +69,7 @@ def create_app(
     checks: dict[str, Callable[[], None]] | None = None,
     dead_letters: DeadLetters | None = None,
     clock: Callable[[], float] = time.monotonic,
+    metrics: CollectorRegistry | None = None,
     box: SecretBox | None = None,
 ) -> falcon.App:
     """Build the API around a dispatcher that sends a pipeline step (``lifecycle.Step``). The settings
@@ -73,6 +77,8 @@ def create_app(
     buckets = TokenBuckets(settings.rate_limit, clock=clock) if settings.rate_limit else None
     app = falcon.App(
         middleware=[
+            RequestContext(),
+            RequestMetrics(),
             DatabaseSession(),
             BodyLimit(),
             Authentication(open_access=settings.open_access),
@@ -107,19 +113,26 @@ def create_app(
         "/admin/dead-letters": DeadLetterCollection(dead_letters),
         "/admin/dead-letters/replay": DeadLetterReplay(dead_letters),
         **fhir.routes(settings),
+        "/admin/pipeline": PipelineState(settings),
+        "/me": desk.Me(),
+        "/calendar": desk.DayCalendar(settings),
+        "/desk": desk.DeskPage(),
+        "/metrics": Metrics(metrics or metrics_registry(settings)),
     }
     routes["/openapi.json"] = OpenAPIDocument(settings, routes)
     for path, resource in routes.items():
         app.add_route(path, resource)
+    # The desk's script and style: files, deliberately not in /openapi.json (they are not the API).
+    app.add_static_route("/desk/static", str(desk.STATIC))
     return app
 
 
 def get_app() -> falcon.App:
     """The API process's composition root: settings from the environment, the database, and a
     broker that only sends (the API needs none of the workers' setup)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
     settings = Settings.from_env()
+    logs.configure(settings.log_format)
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     broker = rabbitmq_broker(settings)
     dispatcher = Dispatcher(settings, broker)
     store.connect(settings.database_url)
@@ -129,8 +142,12 @@ def get_app() -> falcon.App:
             "CLINIC_OPEN_ACCESS=1: POST /book and GET /booking/{id} answer requests without a client key. "
             "This is for development only; unset it before exposing this API."
         )
+    metrics = metrics_registry(settings)
+    if settings.metrics_port is not None:
+        serve_metrics_port(metrics, settings.metrics_port)
     return create_app(
         settings,
         dispatch=dispatcher.send,
         dead_letters=DeadLetters(settings, broker=broker),
+        metrics=metrics,
     )

@@ -1,13 +1,13 @@
-"""Bearer API keys on the way in: ``/admin/*`` always needs an admin key; a resource whose
-``scope`` is ``client`` needs a client key, unless the API runs in open mode (development), where
-a request without a key is let through and one with a key is still checked."""
+"""Bearer API keys on the way in: ``/admin/*`` always needs an admin key; a resource with a
+``scope`` needs a key whose scope grants it (``keys.GRANTED_BY``: the booking endpoints, scope
+``client``, take a client, staff or admin key). In open mode (development) a request without a key
+is let through to the booking endpoints, and one with a key is still checked."""
 
 from __future__ import annotations
 
 import falcon
 
 from clinic import keys
-from clinic.errors import NotAuthenticated
 
 
 def bearer_token(req: falcon.Request) -> str | None:
@@ -37,22 +37,29 @@ class Authentication:
             req.context.principal = keys.authenticate(bearer_token(req), keys.ADMIN)
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
-        if getattr(resource, "scope", None) != keys.CLIENT:
+        scope = getattr(resource, "scope", None)
+        if scope is None or req.context.principal is not None:
             return
         token = bearer_token(req)
-        if token is None and self.open_access and not req.get_header("Authorization"):
+        if scope == keys.CLIENT and token is None and self.open_access and not req.get_header("Authorization"):
             return
-        try:
-            req.context.principal = keys.authenticate(token, keys.CLIENT)
-        except NotAuthenticated:
-            # A resource an admin may read too (GET /bookings): an admin key is the other way in.
-            if token is None or not getattr(resource, "admin_may_read", False):
-                raise
-            req.context.principal = keys.authenticate(token, keys.ADMIN)
+        req.context.principal = keys.authenticate(token, scope)
 
 
 def owner(req: falcon.Request) -> str | None:
-    """The owner of the bookings this request may create and see (None: open mode or an admin
-    key, everyone's)."""
+    """Whose bookings this request may see and change: a client key's own (its id); None for a
+    staff or admin key, or a request without a key in open mode: everyone's."""
     principal = req.context.principal
-    return principal.key_id if principal is not None and principal.scope == keys.CLIENT else None
+    return principal.key_id if principal is not None and not principal.sees_everyone else None
+
+
+def caller(req: falcon.Request) -> str | None:
+    """The key that sent this request (it owns the bookings it makes, and its Idempotency-Keys)."""
+    principal = req.context.principal
+    return principal.key_id if principal is not None else None
+
+
+def by(req: falcon.Request) -> str | None:
+    """The name of the key that sent this request, recorded in the history of what it changes."""
+    principal = req.context.principal
+    return principal.name if principal is not None else None

@@ -105,6 +105,10 @@ class Event(Struct):
     status: Status
     reason: str | None
     at: DateTime
+    by: Annotated[
+        str | None,
+        Meta(description="the name of the API key that made this change; null when the pipeline made it"),
+    ]
 
 
 class BookingSummary(Booking):
@@ -204,6 +208,48 @@ class Problem(Struct, omit_defaults=True):
     booking_id: (
         Annotated[str, Meta(description="the booking in the way (the reschedule already in flight)")] | UnsetType
     ) = UNSET
+
+
+class Me(Struct):
+    """``GET /me``: the key a request is sent with, so a page knows what to show."""
+
+    key_id: str
+    name: str
+    scope: Literal["client", "staff", "admin"]
+
+
+class DaySlot(Struct):
+    start: Annotated[str, Meta(description="ISO 8601 in the clinic's zone, with its offset")]
+    end: str
+
+
+class Day(Struct):
+    """``GET /calendar``: every slot of the clinic's hours on one day, free or not, past or not."""
+
+    date: Annotated[str, Meta(extra_json_schema={"format": "date"})]
+    timezone: str
+    slots: list[DaySlot]
+
+
+class QueueDepth(Struct):
+    stage: Stage
+    queue: str
+    ready: Annotated[int, Meta(description="messages waiting in the stage's queue")]
+    delayed: Annotated[int, Meta(description="messages waiting to be retried (the delay queue)")]
+    dead: Annotated[int, Meta(description="dead letters")]
+
+
+class OldestPending(Struct):
+    booking_id: BookingId
+    created_at: DateTime
+    age_seconds: float
+
+
+class PipelineState(Struct):
+    """``GET /admin/pipeline``: the pipeline at a glance."""
+
+    queues: list[QueueDepth]
+    oldest_pending: OldestPending | None
 
 
 EventType = Literal["booking.pending", "booking.confirmed", "booking.rejected", "booking.cancelled"]

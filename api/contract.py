@@ -26,6 +26,7 @@ class Reply:
     description: str
     body: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)  # name -> what it says
+    media_type: str = "application/json"  # of the body (text/html for the desk, text/plain for metrics)
 
 
 @dataclass(frozen=True)

@@ -32,13 +32,24 @@ _SCHEMES = {
         "scheme": "bearer",
         "description": "A client key (`clinic keys create --scope client`); a booking belongs to the key that made it.",
     },
+    keys.STAFF: {
+        "type": "http",
+        "scheme": "bearer",
+        "description": (
+            "A staff key (`clinic keys create --scope staff`), for the front desk: books, sees, cancels and "
+            "reschedules every booking."
+        ),
+    },
     keys.ADMIN: {
         "type": "http",
         "scheme": "bearer",
-        "description": "An admin key (`clinic keys create --scope admin`); every /admin path needs one.",
+        "description": (
+            "An admin key (`clinic keys create --scope admin`): everything a staff key may do, and every "
+            "/admin path and /metrics."
+        ),
     },
 }
-_SCHEME_NAMES = {keys.CLIENT: "clientKey", keys.ADMIN: "adminKey"}
+_SCHEME_NAMES = {keys.CLIENT: "clientKey", keys.STAFF: "staffKey", keys.ADMIN: "adminKey"}
 
 
 def example_slots(settings: Settings, now: datetime | None = None) -> list[str]:
@@ -70,10 +81,7 @@ def openapi_document(settings: Settings, routes: Mapping[str, object]) -> dict:
     for path, resource in routes.items():
         scope = getattr(resource, "scope", None)
         for method, operation in resource.operations.items():
-            also_admin = getattr(resource, "admin_may_read", False)
-            paths.setdefault(path, {})[method] = _operation(
-                operation, scope, settings, schema_of, also_admin=also_admin
-            )
+            paths.setdefault(path, {})[method] = _operation(operation, scope, settings, schema_of)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -93,9 +101,7 @@ def openapi_document(settings: Settings, routes: Mapping[str, object]) -> dict:
     }
 
 
-def _operation(
-    operation: Operation, scope: str | None, settings: Settings, schema_of: dict, *, also_admin: bool = False
-) -> dict:
+def _operation(operation: Operation, scope: str | None, settings: Settings, schema_of: dict) -> dict:
     replies = list(operation.replies)
     if operation.body is not None:
         replies += _BODY_ERRORS
@@ -107,9 +113,8 @@ def _operation(
     if operation.description:
         described["description"] = operation.description
     if scope is not None:
-        required = [{_SCHEME_NAMES[scope]: []}]
-        if also_admin:  # an admin key reads every client's bookings here
-            required.append({_SCHEME_NAMES[keys.ADMIN]: []})
+        # Any key whose scope grants the operation's: a staff or admin key books for anyone.
+        required = [{_SCHEME_NAMES[granted]: []} for granted in keys.GRANTED_BY[scope]]
         # In open mode (development) a client key is optional: one that is sent is still checked.
         described["security"] = required + [{}] if scope == keys.CLIENT and settings.open_access else required
     if operation.parameters:
@@ -131,7 +136,9 @@ def _reply(reply: Reply, schema_of: dict, media_type: str = "application/json") 
             for name, text in reply.headers.items()
         }
     if reply.body is not None:
-        answer["content"] = {media_type: {"schema": schema_of[id(reply.body)]}}
+        # The reply's own type (the desk's HTML, the metrics' text) or else the operation's (FHIR's JSON).
+        own = reply.media_type if reply.media_type != "application/json" else media_type
+        answer["content"] = {own: {"schema": schema_of[id(reply.body)]}}
     elif reply.status >= 400 and media_type != "application/json":  # e.g. FHIR's OperationOutcome
         answer["content"] = {media_type: {"schema": {"type": "object"}}}
     elif reply.status >= 400:

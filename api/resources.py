@@ -11,7 +11,7 @@ import falcon
 import msgspec
 
 from api import bodies
-from api.auth import owner
+from api.auth import by, caller, owner
 from api.contract import Operation, Reply
 from api.openapi import openapi_document
 from clinic import booking_list, bookings, idempotency, keys, lifecycle, slots
@@ -63,7 +63,9 @@ def booking_body(settings: Settings, booking: Booking, *, full: bool = False, su
     )
     if not full:
         return bodies.BookingSummary(**common)
-    history = [bodies.Event(event.status, event.reason, event.at.isoformat()) for event in bookings.history(booking)]
+    history = [
+        bodies.Event(event.status, event.reason, event.at.isoformat(), event.by) for event in bookings.history(booking)
+    ]
     return bodies.BookingDetail(**common, history=history)
 
 
@@ -133,11 +135,16 @@ class BookingCollection:
         # idempotent request is recognised by it.
         body = req.get_media()
         if key is None:
-            booking = bookings.request_booking(self.settings, body, owner=owner(req))
+            booking = bookings.request_booking(self.settings, body, owner=caller(req), by=by(req))
             answer = idempotency.Answer(booking.id, 202, booking_json(self.settings, booking), replayed=False)
         else:
             answer = idempotency.request_booking_once(
-                self.settings, body, key=key, owner=owner(req), respond=lambda b: (202, booking_json(self.settings, b))
+                self.settings,
+                body,
+                key=key,
+                owner=caller(req),
+                by=by(req),
+                respond=lambda b: (202, booking_json(self.settings, b)),
             )
         answer_accepted(resp, answer, self.send)
 
@@ -204,7 +211,7 @@ class BookingCancel:
         # The cancellation's event is committed with it; the relay announces it, even if the
         # broker is down at this instant.
         body = req.get_media() if req.context.body is not None else None
-        booking, _ = bookings.cancel_request(booking_id, body, owner=owner(req))
+        booking, _ = bookings.cancel_request(booking_id, body, owner=owner(req), by=by(req))
         resp.media = booking_json(self.settings, booking, full=True)
 
 
@@ -259,11 +266,18 @@ class BookingReschedule:
             return 202, booking_json(self.settings, booking, summary=True)
 
         if key is None:
-            booking = bookings.request_reschedule(self.settings, booking_id, body, owner=owner(req))
+            booking = bookings.request_reschedule(self.settings, booking_id, body, owner=owner(req), by=by(req))
             answer = idempotency.Answer(booking.id, *respond(booking), replayed=False)
         else:
             answer = idempotency.reschedule_once(
-                self.settings, booking_id, body, key=key, owner=owner(req), respond=respond
+                self.settings,
+                booking_id,
+                body,
+                key=key,
+                owner=owner(req),
+                caller=caller(req) or "",
+                by=by(req),
+                respond=respond,
             )
         answer_accepted(resp, answer, self.send)
 
@@ -329,10 +343,9 @@ class SlotCollection:
 
 
 class BookingListing:
-    """``GET /bookings``: a page of the client's bookings (an admin key: everyone's)."""
+    """``GET /bookings``: a page of the client's bookings (a staff or admin key: everyone's)."""
 
     scope = keys.CLIENT
-    admin_may_read = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -341,7 +354,7 @@ class BookingListing:
             "get": Operation(
                 "listBookings",
                 "The bookings, page by page",
-                description="A client key sees its own bookings, an admin key every booking. Filters combine.",
+                description="A client key sees its own bookings, a staff or admin key every booking. Filters combine.",
                 parameters=(
                     {
                         "name": "status",

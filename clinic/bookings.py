@@ -58,7 +58,9 @@ _NEW_BOOKING = (
 )
 _INSERT_BOOKING = Compiled(lambda **row: Booking.insert(**row), names=_NEW_BOOKING)
 _INSERT_EVENT = Compiled(
-    lambda booking, status, reason, at: BookingEvent.insert(booking=booking, status=status, reason=reason, at=at)
+    lambda booking, status, reason, at, by: BookingEvent.insert(
+        booking=booking, status=status, reason=reason, at=at, by=by
+    )
 )
 _BOOKING_BY_ID = Compiled(lambda id: Booking.select().where(Booking.id == id))
 _CONFIRMED_AT = Compiled(
@@ -128,15 +130,17 @@ def request_booking(
     body: Any,
     *,
     owner: str | None = None,
+    by: str | None = None,
     now: Callable[[], datetime] = utcnow,
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
 ) -> Booking:
-    """Validate a booking request and store it as pending; raise InvalidField naming what is wrong."""
+    """Validate a booking request and store it as pending (``by``: the name of the key that asked);
+    raise InvalidField naming what is wrong."""
     _only(body, REQUEST_FIELDS)
     patient = _text("patient", body.get("patient"), PATIENT_MAX_LENGTH)
     booking = _new_booking(settings, body, patient=patient, owner=owner, now=now, new_id=new_id)
     with database.atomic():
-        _insert_pending(booking)
+        _insert_pending(booking, by)
     return booking
 
 
@@ -146,6 +150,7 @@ def request_reschedule(
     body: Any,
     *,
     owner: str | None = None,
+    by: str | None = None,
     now: Callable[[], datetime] = utcnow,
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
 ) -> Booking:
@@ -165,7 +170,7 @@ def request_reschedule(
             raise TransitionRefused(original.id, current.status, "only a pending or confirmed booking can be moved")
         try:
             with database.atomic():
-                _insert_pending(booking)
+                _insert_pending(booking, by)
         except peewee.IntegrityError:
             pending = Booking.get_or_none(Booking.rescheduled_from == original.id, Booking.status == PENDING)
             raise RescheduleInFlight(original.id, pending.id if pending else None) from None
@@ -182,18 +187,26 @@ def cancel_reason(body: Any) -> str:
     return _text("reason", body["reason"], REASON_MAX_LENGTH)
 
 
-def cancel(booking_id: str, reason: str = CANCELLED_BY_PATIENT, *, now: Callable[[], datetime] = utcnow) -> Outcome:
+def cancel(
+    booking_id: str,
+    reason: str = CANCELLED_BY_PATIENT,
+    *,
+    by: str | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> Outcome:
     """Cancel a pending or confirmed booking (a confirmed one frees its slot at once). CHANGED
     when this call did it, ALREADY when it was cancelled before, CONFLICT when it was rejected."""
-    return _finish(booking_id, CANCELLED, now(), _CANCEL_HELD, reason=reason)
+    return _finish(booking_id, CANCELLED, now(), _CANCEL_HELD, by=by, reason=reason)
 
 
-def cancel_request(booking_id: str, body: Any, *, owner: str | None = None) -> tuple[Booking, Outcome]:
+def cancel_request(
+    booking_id: str, body: Any, *, owner: str | None = None, by: str | None = None
+) -> tuple[Booking, Outcome]:
     """Cancel the owner's booking as ``POST /booking/{id}/cancel`` asks: the booking as it now is,
     and CHANGED (this request cancelled it: announce it) or ALREADY (cancelled before: nothing to
     do). BookingNotFound for one the owner cannot see, TransitionRefused for a rejected one."""
     booking = get_booking(booking_id, owner=owner)
-    outcome = cancel(booking.id, cancel_reason(body))
+    outcome = cancel(booking.id, cancel_reason(body), by=by)
     if outcome is Outcome.CONFLICT:
         raise TransitionRefused(booking.id, REJECTED, "a rejected booking holds nothing to cancel")
     return get_booking(booking.id), outcome
@@ -232,10 +245,10 @@ def _new_booking(
     )
 
 
-def _insert_pending(booking: Booking) -> None:
+def _insert_pending(booking: Booking, by: str | None) -> None:
     row = column_values(booking, _NEW_BOOKING)
     _INSERT_BOOKING.execute(**row)
-    _INSERT_EVENT.execute(booking=booking.id, status=PENDING, reason=None, at=row["created_at"])
+    _INSERT_EVENT.execute(booking=booking.id, status=PENDING, reason=None, at=row["created_at"], by=by)
 
 
 def get_booking(booking_id: str, *, owner: str | None = None) -> Booking:
@@ -295,7 +308,7 @@ def reject(booking_id: str, reason: str, *, now: Callable[[], datetime] = utcnow
 def _cancel_replaced(new_id: str, at: Any) -> None:
     if _CANCEL_REPLACED.execute(new_id=new_id, at=at):
         for original in _REPLACED_BY.rows(new_id=new_id):
-            _INSERT_EVENT.execute(booking=original.id, status=CANCELLED, reason=RESCHEDULED, at=at)
+            _INSERT_EVENT.execute(booking=original.id, status=CANCELLED, reason=RESCHEDULED, at=at, by=None)
 
 
 def _finish(
@@ -305,12 +318,13 @@ def _finish(
     update: Compiled,
     *,
     then: Callable[[str, Any], None] | None = None,
+    by: str | None = None,
     **changes: Any,
 ) -> Outcome:
     at = Booking.updated_at.db_value(stamp)
     with database.atomic():
         if update.execute(id=booking_id, at=at, **changes):
-            _INSERT_EVENT.execute(booking=booking_id, status=status, reason=changes.get("reason"), at=at)
+            _INSERT_EVENT.execute(booking=booking_id, status=status, reason=changes.get("reason"), at=at, by=by)
             if then is not None:
                 then(booking_id, at)
             return Outcome.CHANGED
@@ -371,3 +385,13 @@ def _doctor_id(settings: Settings, value: Any) -> int | None:
     if not 1 <= value <= len(settings.doctors):
         raise InvalidField("doctor_id", "is not a doctor of this clinic (see GET /doctors)")
     return value
+
+
+def oldest_pending() -> Booking | None:
+    """The booking pending longest (by when it was stored), or None: how far behind the pipeline is."""
+    return (
+        Booking.select(Booking.id, Booking.created_at)
+        .where(Booking.status == PENDING)
+        .order_by(Booking.created_at)
+        .first()
+    )

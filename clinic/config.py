@@ -29,6 +29,8 @@ class RateLimit:
     burst: int
 
 
+#: What CLINIC_LOG_FORMAT may say.
+LOG_FORMATS = ("text", "json")
 #: What CLINIC_QUEUE_TYPE may say: RabbitMQ's classic queues (one node) or quorum queues (replicated).
 QUEUE_TYPES = ("classic", "quorum")
 
@@ -60,6 +62,16 @@ class Settings:
     api_processes: int = 1
     queue_type: str = "classic"
     delivery_limit: int = 20
+    #: A port on 127.0.0.1 where the API serves /metrics without a key (for a scraper that cannot
+    #: send headers); None: /metrics only, with an admin key.
+    metrics_port: int | None = None
+    #: The first of the ports where the worker groups export Dramatiq's Prometheus figures (the
+    #: group of stage number i, in STAGES order, on this port + i); None: not exported.
+    worker_metrics_port: int | None = None
+    #: The address the worker groups' metrics ports listen on (0.0.0.0 in a container).
+    worker_metrics_host: str = "127.0.0.1"
+    #: ``text`` (human lines) or ``json`` (one JSON object per line, for a log shipper).
+    log_format: str = "text"
     #: Backoff of a webhook delivery's retries (Dramatiq Retries), from the first to the longest.
     webhook_min_backoff_ms: int = 5000
     webhook_max_backoff_ms: int = 1_800_000
@@ -123,6 +135,10 @@ class Settings:
             api_processes=read.integer("CLINIC_API_PROCESSES", defaults.api_processes, 1, 64),
             queue_type=read.choice("CLINIC_QUEUE_TYPE", defaults.queue_type, QUEUE_TYPES),
             delivery_limit=read.integer("CLINIC_DELIVERY_LIMIT", defaults.delivery_limit, 1, 10_000),
+            metrics_port=read.optional_integer("CLINIC_METRICS_PORT", 1, 65535),
+            worker_metrics_port=read.optional_integer("CLINIC_WORKER_METRICS_PORT", 1, 65535 - len(STAGES)),
+            worker_metrics_host=read.text("CLINIC_WORKER_METRICS_HOST", defaults.worker_metrics_host),
+            log_format=read.choice("CLINIC_LOG_FORMAT", defaults.log_format, LOG_FORMATS),
             webhook_min_backoff_ms=read.integer(
                 "CLINIC_WEBHOOK_MIN_BACKOFF_MS", defaults.webhook_min_backoff_ms, 1, 86_400_000
             ),
@@ -209,6 +225,12 @@ class _Reader:
                 shown = url.split("@")[-1]  # never a password
                 raise ConfigError(name, f"must be amqp:// or amqps:// URLs separated by ';', not {shown!r}")
         return ";".join(urls)
+
+    def optional_integer(self, name: str, low: int, high: int) -> int | None:
+        """A whole number from ``low`` to ``high``, or None when unset."""
+        if self._raw(name) is None:
+            return None
+        return self.integer(name, low, low, high)
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
         value = self._raw(name) or default

@@ -64,6 +64,7 @@ def request_booking_once(
     key: str,
     owner: str | None,
     respond: Callable[[Booking], tuple[int, dict]],
+    by: str | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> Answer:
     """Book as ``bookings.request_booking`` does, once per (owner, key) within ``TTL``.
@@ -75,7 +76,7 @@ def request_booking_once(
         body,
         key=key,
         owner=owner,
-        create=lambda stamp: bookings.request_booking(settings, body, owner=owner, now=lambda: stamp),
+        create=lambda stamp: bookings.request_booking(settings, body, owner=owner, by=by, now=lambda: stamp),
         respond=respond,
         now=now,
     )
@@ -89,25 +90,30 @@ def reschedule_once(
     key: str,
     owner: str | None,
     respond: Callable[[Booking], tuple[int, dict]],
+    caller: str | None = None,
+    by: str | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> Answer:
     """Reschedule as ``bookings.request_reschedule`` does, once per (owner, key) within ``TTL``;
     the key remembers which booking it moved, so the same body for another booking is a reuse.
-    A concurrent duplicate meets the first one's reschedule in flight: it gets the first answer."""
+    A concurrent duplicate meets the first one's reschedule in flight: it gets the first answer.
+    ``owner`` limits which bookings may be moved (None: any, for a staff key); ``caller`` is the
+    key whose Idempotency-Keys these are (default ``owner``), so two desks' keys never collide."""
+    caller = caller if caller is not None else owner
     request = {"reschedule": booking_id, "body": body}
     try:
         return request_once(
             request,
             key=key,
-            owner=owner,
+            owner=caller,
             create=lambda stamp: bookings.request_reschedule(
-                settings, booking_id, body, owner=owner, now=lambda: stamp
+                settings, booking_id, body, owner=owner, by=by, now=lambda: stamp
             ),
             respond=respond,
             now=now,
         )
     except RescheduleInFlight:
-        earlier = _earlier(owner or "", key, fingerprint(request), now())
+        earlier = _earlier(caller or "", key, fingerprint(request), now())
         if earlier is None:
             raise
         return earlier

@@ -18,8 +18,12 @@ from datetime import datetime
 from clinic.errors import ApiKeyNotFound, InvalidField, NotAuthenticated
 from clinic.store import ApiKey, database, utcnow
 
-CLIENT, ADMIN = "client", "admin"
-SCOPES = (CLIENT, ADMIN)
+CLIENT, STAFF, ADMIN = "client", "staff", "admin"
+SCOPES = (CLIENT, STAFF, ADMIN)
+#: Which key scopes may do what a scope allows. A client key books and sees its own bookings; a
+#: staff key (the front desk) books for anyone and sees and changes every booking; an admin key may
+#: do everything a staff key can, and operate the pipeline (``/admin``, ``/metrics``).
+GRANTED_BY = {CLIENT: (CLIENT, STAFF, ADMIN), STAFF: (STAFF, ADMIN), ADMIN: (ADMIN,)}
 PREFIX = "ck_"
 NAME_MAX_LENGTH = 100
 _TOKEN = re.compile(r"^ck_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
@@ -29,10 +33,17 @@ _NO_SUCH_HASH = hashlib.sha256(b"no such key").hexdigest()
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a request acts for: the key's id (the owner of its bookings) and its scope."""
+    """Who a request acts for: the key's id (the owner of the bookings it makes), its scope, and
+    its name (recorded as ``by`` in the history of every booking it changes)."""
 
     key_id: str
     scope: str
+    name: str = ""
+
+    @property
+    def sees_everyone(self) -> bool:
+        """Whether this key sees and changes every booking (staff, admin), not only its own."""
+        return self.scope in GRANTED_BY[STAFF]
 
 
 @dataclass(frozen=True)
@@ -54,18 +65,19 @@ def create_key(name: str, scope: str, *, now: Callable[[], datetime] = utcnow) -
 
 
 def authenticate(token: str | None, scope: str) -> Principal:
-    """The principal of a valid, unrevoked ``token`` of ``scope``; NotAuthenticated otherwise."""
+    """The principal of a valid, unrevoked ``token`` whose scope grants ``scope`` (``GRANTED_BY``);
+    NotAuthenticated otherwise."""
     if not token:
-        raise NotAuthenticated(f"a {scope} API key is required", scope=scope)
+        raise NotAuthenticated(_required(scope), scope=scope)
     match = _TOKEN.match(token)
     key_id, secret = match.groups() if match else ("", token)
     key = ApiKey.get_or_none(ApiKey.id == key_id) if key_id else None
     expected = key.secret_hash if key is not None else _NO_SUCH_HASH
     if not hmac.compare_digest(_hash(secret), expected) or key is None or key.revoked_at is not None:
         raise NotAuthenticated("the API key is not valid", scope=scope)
-    if key.scope != scope:
-        raise NotAuthenticated(f"a {scope} API key is required", scope=scope)
-    return Principal(key.id, key.scope)
+    if key.scope not in GRANTED_BY[scope]:
+        raise NotAuthenticated(_required(scope), scope=scope)
+    return Principal(key.id, key.scope, key.name)
 
 
 def revoke(key_id: str, *, now: Callable[[], datetime] = utcnow) -> ApiKey:
@@ -93,6 +105,13 @@ def create_local_key(name: str = "local") -> NewKey | None:
         if client_keys_exist():
             return None
         return create_key(name, CLIENT)
+
+
+def _required(scope: str) -> str:
+    """What a request without a fitting key is told: "a client, staff or admin API key is required"."""
+    *others, last = GRANTED_BY[scope]
+    named = f"{', '.join(others)} or {last}" if others else last
+    return f"{'an' if named[0] in 'aeiou' else 'a'} {named} API key is required"
 
 
 def _hash(secret: str) -> str:

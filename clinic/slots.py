@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from clinic.bookings import HOLDING, roster
 from clinic.config import Settings
 from clinic.errors import InvalidField
-from clinic.schedule import OpeningHours, day_range, doctor_param
+from clinic.schedule import OpeningHours, day_range, doctor_param, parse_day
 from clinic.store import Booking, utcnow
 
 #: ``to`` defaults to ``from`` plus this many days (a week, both ends included).
@@ -90,6 +90,13 @@ def grid(settings: Settings, first: date, last: date, *, now: datetime) -> list[
     zone: on the slot grid, inside working hours, after ``now`` and within the horizon. A local time
     a clock change skips is no slot; one it repeats is two."""
     return [start.instant for start in _starts(settings, first, last, now)]
+
+
+def day_grid(settings: Settings, text: str | None, *, now: Callable[[], datetime] = utcnow) -> tuple[date, list]:
+    """One local day (``text``, ``YYYY-MM-DD``; default today) and every slot of the clinic's hours
+    on it as ``(start, end)`` ISO texts, past and future alike: the rows of the front desk's day."""
+    day = parse_day("date", text) if text is not None else now().astimezone(settings.timezone).date()
+    return day, [start.text for start in _day(settings.timezone, settings.hours, settings.slot_minutes, day)]
 
 
 def held(start: datetime, end: datetime, doctor_id: int | None = None) -> set[tuple[int, datetime]]:

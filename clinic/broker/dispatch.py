@@ -14,6 +14,7 @@ from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker
 from dramatiq.common import dq_name, xq_name
 from dramatiq.errors import ConnectionClosed
 
+from clinic import logs
 from clinic.broker import parameters, with_backoff
 from clinic.config import Settings, actor_name
 from clinic.errors import ConfigError
@@ -157,14 +158,16 @@ class Dispatcher:
         self.broker = broker
 
     def send(self, step: Step) -> Message | None:
-        """Enqueue the step's message (confirmed by RabbitMQ); nothing for a stop."""
+        """Enqueue the step's message (confirmed by RabbitMQ); nothing for a stop. The request
+        id of the work at hand (``clinic.logs``) travels in the message's options."""
         if step.stage is None:
             return None
+        request_id = logs.current("request_id")
         message = Message(
             queue_name=self.settings.queue(step.stage),
             actor_name=actor_name(step.stage),
             args=tuple(step.args),
             kwargs={},
-            options={},
+            options={"request_id": request_id} if request_id else {},
         )
         return self.broker.enqueue(message)

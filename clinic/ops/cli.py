@@ -11,14 +11,17 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from dramatiq.common import xq_name
 
-from clinic import keys, secretbox, store
+from clinic import keys, logs, secretbox, store
 from clinic.bookings import FINAL_STATUSES
 from clinic.config import PROCESS, STAGES, Settings
 from clinic.errors import ApiKeyNotFound, BrokerUnavailable, ConfigError, DeadLetterNotFound, InvalidField
@@ -73,12 +76,41 @@ def worker_environment() -> None:
     os.environ.setdefault("dramatiq_restart_delay", CONSUMER_RESTART_DELAY_MS)
 
 
+def metrics_directory(settings: Settings, name: str) -> str:
+    """An empty directory for the prometheus_client files of one group of processes that share a
+    metrics port (multiprocess mode); emptied at each start, so no figure of an earlier run stays."""
+    path = Path(tempfile.gettempdir()) / "clinic-metrics" / settings.namespace / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return str(path)
+
+
+def worker_metrics_environment(settings: Settings, stages: Sequence[str]) -> dict[str, str]:
+    """What Dramatiq's Prometheus middleware reads for one worker group: its port (the first
+    stage's place in STAGES after CLINIC_WORKER_METRICS_PORT), address and files; none when off."""
+    if settings.worker_metrics_port is None:
+        return {}
+    return {
+        "dramatiq_prom_port": str(settings.worker_metrics_port + STAGES.index(stages[0])),
+        "dramatiq_prom_host": settings.worker_metrics_host,
+        "dramatiq_prom_db": metrics_directory(settings, "worker-" + "-".join(stages)),
+    }
+
+
+def api_metrics_environment(settings: Settings, processes: int) -> dict[str, str]:
+    """Several API processes on one port count requests in one directory, which any of them reads
+    back for a scrape (prometheus_client's multiprocess mode); one process counts in memory."""
+    if processes == 1:
+        return {}
+    return {"PROMETHEUS_MULTIPROC_DIR": metrics_directory(settings, "api")}
+
+
 def worker_argv(settings: Settings, stages: Sequence[str]) -> list[str]:
     """The Dramatiq command that runs the actors of the given stages (one process group)."""
     return [
         sys.executable,
         "-m",
-        "dramatiq",
+        "actors.dramatiq_cli",
         "actors.worker:start",
         "--processes",
         str(settings.worker_processes),
@@ -144,7 +176,10 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     first_client_key()
     processes = args.processes or settings.api_processes
     children, sockets = api_children(settings, args.host, args.port, processes)
+    api_env = api_metrics_environment(settings, processes)
+    child_env = {name: api_env for name in children}
     children.update({f"worker-{stage}": worker_argv(settings, [stage]) for stage in STAGES})
+    child_env.update({f"worker-{stage}": worker_metrics_environment(settings, [stage]) for stage in STAGES})
     children["relay"] = relay_argv()
     children["sweeper"] = sweeper_argv()
     worker_environment()
@@ -155,7 +190,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         processes,
         ", ".join(settings.queues),
     )
-    return Supervisor(children, pass_fds=[sock.fileno() for sock in sockets]).run()
+    return Supervisor(children, pass_fds=[sock.fileno() for sock in sockets], child_env=child_env).run()
 
 
 def first_client_key() -> None:
@@ -176,7 +211,9 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     processes = args.processes or settings.api_processes
     if processes > 1:
         children, sockets = api_children(settings, args.host, args.port, processes)
-        return Supervisor(children, pass_fds=[sock.fileno() for sock in sockets]).run()
+        api_env = api_metrics_environment(settings, processes)
+        child_env = {name: api_env for name in children}
+        return Supervisor(children, pass_fds=[sock.fileno() for sock in sockets], child_env=child_env).run()
     argv = api_argv(settings, args.host, args.port)
     os.execv(argv[0], argv)
     return 1  # not reached
@@ -187,6 +224,7 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     argv = worker_argv(settings, args.stages)
     worker_environment()
+    os.environ.update(worker_metrics_environment(settings, args.stages))
     os.execv(argv[0], argv)
     return 1  # not reached
 
@@ -419,7 +457,12 @@ def make_parser() -> argparse.ArgumentParser:
     key_parser = commands.add_parser("keys", help="create, list and revoke bearer API keys")
     keys_commands = key_parser.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     create = keys_commands.add_parser("create", help="create a key and print it (the only time it is shown)")
-    create.add_argument("--scope", required=True, choices=keys.SCOPES, help="client: bookings; admin: /admin")
+    create.add_argument(
+        "--scope",
+        required=True,
+        choices=keys.SCOPES,
+        help="client: its own bookings; staff: every booking (the front desk); admin: staff and /admin",
+    )
     create.add_argument("--name", required=True, help="who or what the key is for (shown in 'keys list')")
     create.set_defaults(handler=cmd_keys_create)
     listing = keys_commands.add_parser("list", help="every key: id, scope, name, when created and revoked")
@@ -455,14 +498,14 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pika").setLevel(logging.WARNING)
     args = make_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
     except ConfigError as error:
         print(f"clinic: {error}", file=sys.stderr)
         return 2
+    logs.configure(settings.log_format)
+    logging.getLogger("pika").setLevel(logging.WARNING)
     try:
         return args.handler(settings, args)
     except BrokerUnavailable as error:

@@ -17,7 +17,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from clinic import events, lifecycle, store, webhooks
+from clinic import events, lifecycle, logs, store, webhooks
 from clinic.broker.dispatch import Dispatcher, rabbitmq_broker
 from clinic.config import Settings
 
@@ -61,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="clinic relay", description=__doc__.split("\n\n")[0])
     parser.add_argument("--once", action="store_true", help="relay what is waiting once and exit")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
-    # The relay's composition root: settings, database, and a broker that only sends.
+    # The relay's composition root: settings, logs, database, and a broker that only sends.
     settings = Settings.from_env()
+    logs.configure(settings.log_format)
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     store.connect(settings.database_url)
     send = Dispatcher(settings, rabbitmq_broker(settings)).send
     if args.once:

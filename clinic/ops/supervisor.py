@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 class Child:
     name: str
     argv: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)  # on top of the supervisor's environment
     process: subprocess.Popen | None = None
     started_at: float = 0.0
     failures: int = 0  # quick deaths in a row, for the restart backoff
@@ -35,8 +36,10 @@ class Supervisor:
         stop_timeout: float = 30.0,
         poll_interval: float = 0.2,
         pass_fds: Sequence[int] = (),
+        child_env: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
-        self.children = [Child(name, list(argv)) for name, argv in children.items()]
+        extra = child_env or {}
+        self.children = [Child(name, list(argv), dict(extra.get(name, {}))) for name, argv in children.items()]
         self.env = dict(os.environ if env is None else env)
         self.stop_timeout = stop_timeout
         self.poll_interval = poll_interval
@@ -62,7 +65,8 @@ class Supervisor:
         self.stopping = True
 
     def _start(self, child: Child) -> None:
-        child.process = subprocess.Popen(child.argv, env=self.env, start_new_session=True, pass_fds=self.pass_fds)
+        env = {**self.env, **child.env}
+        child.process = subprocess.Popen(child.argv, env=env, start_new_session=True, pass_fds=self.pass_fds)
         child.started_at = time.monotonic()
         logger.info("started %s (pid %d)", child.name, child.process.pid)
 

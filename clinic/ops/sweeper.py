@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from clinic import bookings, lifecycle, store
+from clinic import bookings, lifecycle, logs, store
 from clinic.broker.dispatch import Dispatcher, rabbitmq_broker
 from clinic.config import Settings
 from clinic.store import utcnow
@@ -39,10 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="clinic sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--once", action="store_true", help="sweep once and exit")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
-    # The sweeper's composition root: settings, database, and a broker that only sends.
+    # The sweeper's composition root: settings, logs, database, and a broker that only sends.
     settings = Settings.from_env()
+    logs.configure(settings.log_format)
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     store.connect(settings.database_url)
     send = Dispatcher(settings, rabbitmq_broker(settings)).send
     if args.once:

@@ -74,12 +74,15 @@ class BookingEvent(BaseModel):
     """One status change of a booking, written in the transaction of the change: the booking's
     history and the one source of every outward event (``clinic.events``). A booking enters each
     status at most once; ``id`` is durable and increasing; ``relayed_at`` is set once the relay has
-    handed the event to every channel (the AMQP notification, the webhooks)."""
+    handed the event to every channel (the AMQP notification, the webhooks). ``by`` is the name of
+    the API key that made the change, or null when the pipeline made it (a confirmation, a
+    rejection, the swap of a reschedule) or a request without a key did (open mode)."""
 
     booking = peewee.ForeignKeyField(Booking, backref="events", on_delete="CASCADE", column_name="booking_id")
     status = peewee.CharField(max_length=16)
     reason = peewee.TextField(null=True)
     at = UTCDateTimeField()
+    by = peewee.CharField(max_length=100, null=True)
     relayed_at = UTCDateTimeField(null=True)
 
     class Meta:

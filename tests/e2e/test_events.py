@@ -13,17 +13,24 @@ def test_a_stream_sees_pending_then_confirmed_and_a_reconnect_misses_nothing(sta
     clinic = start_clinic(CLINIC_STREAM_MAX="6")  # a closed stream's slot is freed at its next write
     other = create_key(clinic.env, "client", "other-desk")
     admin = create_key(clinic.env, "admin", "ops")
+    staff = create_key(clinic.env, "staff", "front desk")
     mine = EventReader(clinic.port, headers=bearer(clinic.token))
+    desk = EventReader(clinic.port, headers=bearer(staff))  # the front desk follows every booking
     everyone = EventReader(clinic.port, headers=bearer(admin))
     theirs = EventReader(clinic.port, headers=bearer(other))
     try:
         assert mine.status == 200 and mine.headers["content-type"].startswith("text/event-stream")
-        wait_until(lambda: mine.comments and everyone.comments and theirs.comments, timeout=10, what="open streams")
+        wait_until(
+            lambda: mine.comments and everyone.comments and theirs.comments and desk.comments,
+            timeout=10,
+            what="open streams",
+        )
         sent_at = time.monotonic()
         booking_id = clinic.book().json()["booking_id"]
         assert clinic.wait_final(booking_id)["status"] == "confirmed"
         wait_until(lambda: len(mine.of(booking_id)) == 2, timeout=30, what="pending and confirmed")
         wait_until(lambda: len(everyone.of(booking_id)) == 2, timeout=30, what="the admin's stream")
+        wait_until(lambda: len(desk.of(booking_id)) == 2, timeout=30, what="the staff key's stream")
         (first_id, first), (second_id, second) = mine.of(booking_id)
         assert (first, second) == ("booking.pending", "booking.confirmed") and first_id < second_id
         print(f"pending reached the stream {mine.frames[0][3] - sent_at:.3f}s after POST /book was sent")
@@ -52,7 +59,7 @@ def test_a_stream_sees_pending_then_confirmed_and_a_reconnect_misses_nothing(sta
         finally:
             one.close()
     finally:
-        for reader in (mine, everyone, theirs):
+        for reader in (mine, everyone, theirs, desk):
             reader.close()
 
 

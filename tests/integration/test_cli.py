@@ -73,5 +73,5 @@ def test_the_pieces_run_as_the_documented_commands():
         "api.app:get_app",
     ]
     argv = worker_argv(settings, ["confirm"])
-    assert argv[1:4] == ["-m", "dramatiq", "actors.worker:start"]
+    assert argv[1:4] == ["-m", "actors.dramatiq_cli", "actors.worker:start"]  # Dramatiq's CLI, logs set up first
     assert argv[argv.index("--queues") + 1 :] == ["east.confirm"]

@@ -17,7 +17,7 @@ from tests.support import REPO
 def test_a_new_key_authenticates_with_its_scope_and_only_its_hash_is_stored(db):
     new = keys.create_key("alice's app", "client")
     assert new.token.startswith(f"ck_{new.key.id}_")
-    assert keys.authenticate(new.token, "client") == keys.Principal(new.key.id, "client")
+    assert keys.authenticate(new.token, "client") == keys.Principal(new.key.id, "client", "alice's app")
     stored = ApiKey.get_by_id(new.key.id)
     secret = new.token.split("_", 2)[2]
     assert secret not in (stored.secret_hash, stored.name) and len(stored.secret_hash) == 64
@@ -43,12 +43,19 @@ def test_a_wrong_token_is_not_authenticated(db, mangle):
     assert ApiKey.select().count() == 1
 
 
-def test_a_key_of_the_other_scope_is_refused(db):
-    client, admin = keys.create_key("app", "client"), keys.create_key("ops", "admin")
-    with pytest.raises(NotAuthenticated):
-        keys.authenticate(client.token, "admin")
-    with pytest.raises(NotAuthenticated):
-        keys.authenticate(admin.token, "client")
+def test_a_key_is_refused_where_its_scope_does_not_reach(db):
+    client, staff = keys.create_key("app", "client"), keys.create_key("desk", "staff")
+    for token, needed in ((client.token, "staff"), (client.token, "admin"), (staff.token, "admin")):
+        with pytest.raises(NotAuthenticated):
+            keys.authenticate(token, needed)
+
+
+def test_an_admin_key_may_do_what_a_staff_key_may_and_a_staff_key_what_a_client_key_may(db):
+    staff, admin = keys.create_key("desk", "staff"), keys.create_key("ops", "admin")
+    assert keys.authenticate(staff.token, "client") == keys.Principal(staff.key.id, "staff", "desk")
+    assert keys.authenticate(admin.token, "staff").scope == "admin"
+    assert keys.authenticate(admin.token, "client").sees_everyone
+    assert not keys.authenticate(keys.create_key("app", "client").token, "client").sees_everyone
 
 
 def test_a_revoked_key_is_refused_at_once_and_revoking_twice_keeps_the_first_time(db):

@@ -31,11 +31,11 @@ def bearer(token: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def shared_clinic(tmp: Path, rabbitmq: str, keys: dict[str, str]) -> Iterator[Clinic]:
+def shared_clinic(tmp: Path, rabbitmq: str, keys: dict[str, str], **overrides: str) -> Iterator[Clinic]:
     """A ``clinic up`` in a namespace of its own, with keys (name -> scope) made before it starts;
     ``clinic.tokens`` maps each name to its token and ``clinic.env`` is its environment."""
     namespace = f"t{uuid.uuid4().hex[:10]}"
-    env = clinic_environment(namespace, f"sqlite:///{tmp / 'clinic.db'}", CLINIC_WORKER_THREADS="2")
+    env = clinic_environment(namespace, f"sqlite:///{tmp / 'clinic.db'}", **{"CLINIC_WORKER_THREADS": "2", **overrides})
     tokens = {name: create_key(env, scope, name) for name, scope in keys.items()}
     clinic = Clinic(env, tmp / "clinic.log").start()
     clinic.tokens = tokens
