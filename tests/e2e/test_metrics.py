@@ -4,23 +4,24 @@ Dramatiq's own figures on its port."""
 
 from __future__ import annotations
 
-import random
 import socket
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from clinic.config import STAGES
 from tests.support import free_port, http, slot, wait_until
+from tests.support.docker import listen_port
 from tests.support.keys import bearer, create_key
 
 
 def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free ports."""
+    """The first of ``count`` consecutive free ports below the ephemeral range (see ``listen_port``)."""
     while True:
-        base = random.randint(20_000, 60_000)
+        base = listen_port()
         try:
-            for port in range(base, base + count):
+            for port in range(base + 1, base + count):
                 with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
+                    sock.bind(("0.0.0.0", port))
             return base
         except OSError:
             continue
@@ -39,7 +40,7 @@ def value(found: dict, name: str, **labels) -> float:
 
 
 def test_metrics_move_with_a_booking_and_the_workers_export_dramatiqs_figures(start_clinic):
-    metrics_port, workers_base = free_port(), free_ports(4)
+    metrics_port, workers_base = free_port(), free_ports(len(STAGES))
     clinic = start_clinic(CLINIC_METRICS_PORT=str(metrics_port), CLINIC_WORKER_METRICS_PORT=str(workers_base))
     admin = bearer(create_key(clinic.env, "admin", "prometheus"))
     namespace = clinic.env["CLINIC_NAMESPACE"]
