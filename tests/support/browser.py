@@ -3,6 +3,7 @@ is pointed at the Debian chromedriver, so it downloads nothing (this machine has
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -10,6 +11,8 @@ from contextlib import contextmanager
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+
+from tests.support.docker import listen_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -45,7 +48,10 @@ def chromium(width: int = 1280, height: int = 800) -> Iterator[webdriver.Chrome]
     options.binary_location = CHROMIUM
     for argument in (*ARGUMENTS, f"--user-data-dir={profile}", f"--window-size={width},{height}"):
         options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    # chromedriver's port from below the ephemeral range: Selenium's own pick (a port the kernel
+    # just found free) can be taken by an outgoing connection before chromedriver binds it.
+    service = Service(executable_path=CHROMEDRIVER, port=listen_port(), log_output=os.devnull)
+    driver = webdriver.Chrome(service=service, options=options)
     try:
         driver.set_window_size(width, height)
         yield driver
