@@ -22,6 +22,7 @@ import falcon
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -61,6 +62,13 @@ HTTP_LATENCY = Histogram(
     "Time from a request reaching the app to its answer, by route and method",
     ("route", "method"),
     buckets=LATENCY_BUCKETS,
+    registry=None,
+)
+#: Event streams held open now; in multiprocess mode the live processes' values are summed.
+OPEN_STREAMS = Gauge(
+    "clinic_event_streams_open",
+    "GET /events streams held open now, all API processes",
+    multiprocess_mode="livesum",
     registry=None,
 )
 
@@ -122,6 +130,14 @@ class BookingFigures:
             "How long the booking pending longest has waited (0: none is pending)",
             value=figures.oldest_pending_age(),
         )
+        deliveries = GaugeMetricFamily(
+            "clinic_webhook_deliveries",
+            "Webhook deliveries (one per event and endpoint) by outcome so far: pending, delivered, failed",
+            labels=["status"],
+        )
+        for status, count in figures.webhook_deliveries().items():
+            deliveries.add_metric([status], count)
+        yield deliveries
 
     def _queues(self):
         up = GaugeMetricFamily("clinic_broker_up", "1 when RabbitMQ answered this scrape, else 0")
@@ -156,6 +172,7 @@ def metrics_registry(settings: Settings) -> CollectorRegistry:
     else:
         registry.register(HTTP_REQUESTS)
         registry.register(HTTP_LATENCY)
+        registry.register(OPEN_STREAMS)
     registry.register(BookingFigures(settings))
     return registry
 

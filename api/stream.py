@@ -24,6 +24,7 @@ import falcon
 from api.auth import owner
 from api.contract import Operation, Reply
 from api.errors import ProblemError
+from api.metrics import OPEN_STREAMS
 from api.resources import query
 from clinic import bookings, events, keys, store
 from clinic.config import Settings
@@ -48,11 +49,13 @@ class StreamSlots:
             if self.open >= self.limit:
                 return False
             self.open += 1
-            return True
+        OPEN_STREAMS.inc()
+        return True
 
     def give(self) -> None:
         with self._lock:
             self.open -= 1
+        OPEN_STREAMS.dec()
 
 
 def frame(event: events.Event) -> bytes:

@@ -14,7 +14,8 @@ from datetime import datetime
 import peewee
 
 from clinic.bookings import CANCELLED, CONFIRMED, PENDING, REJECTED, STATUSES
-from clinic.store import Booking, BookingEvent, database, utcnow
+from clinic.store import Booking, BookingEvent, WebhookDelivery, database, utcnow
+from clinic.webhooks import DELIVERY_STATUSES
 
 #: Seconds from pending to the first final status: a booking is decided in well under a second
 #: when all goes well, and retried with backoff for up to a minute or more when a doctor's
@@ -27,6 +28,15 @@ def status_counts() -> dict[str, int]:
     counts = dict.fromkeys(STATUSES, 0)
     query = BookingEvent.select(BookingEvent.status, peewee.fn.COUNT(BookingEvent.id)).group_by(BookingEvent.status)
     for status, count in query.tuples():
+        counts[status] = count
+    return counts
+
+
+def webhook_deliveries() -> dict[str, int]:
+    """Webhook deliveries (one per event and endpoint) by their outcome so far: pending, delivered, failed."""
+    counts = dict.fromkeys(DELIVERY_STATUSES, 0)
+    query = WebhookDelivery.select(WebhookDelivery.status, peewee.fn.COUNT(WebhookDelivery.id))
+    for status, count in query.group_by(WebhookDelivery.status).tuples():
         counts[status] = count
     return counts
 

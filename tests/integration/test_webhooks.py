@@ -4,6 +4,7 @@ HTTP receiver on 127.0.0.1; every signature is checked with the ``standardwebhoo
 from __future__ import annotations
 
 import json
+import re
 import stat
 
 import pytest
@@ -11,6 +12,7 @@ from falcon import testing
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from api.app import create_app
+from api.stream import StreamSlots
 from clinic import bookings, events, keys, secretbox, store, webhooks
 from clinic.config import Settings
 from clinic.errors import DeliveryRetry
@@ -201,3 +203,26 @@ def test_the_key_file_is_generated_once_with_mode_0600(tmp_path):
     assert made == tmp_path / "secret.key" and stat.S_IMODE(made.stat().st_mode) == 0o600
     key = secretbox.secret_key(settings)
     assert secretbox.ensure_secret_key(settings) is None and secretbox.secret_key(settings) == key
+
+
+def test_metrics_count_webhook_deliveries_by_outcome_and_open_streams(api):
+    def figures():
+        scraped = api.simulate_get("/metrics", headers=api.keys["ops"])
+        assert scraped.status_code == 200
+        found = re.findall(r'^clinic_webhook_deliveries\{status="(\w+)"\} (\S+)$', scraped.text, re.M)
+        streams = re.search(r"^clinic_event_streams_open (\S+)$", scraped.text, re.M)
+        return {status: float(count) for status, count in found}, float(streams.group(1))
+
+    assert figures() == ({"pending": 0, "delivered": 0, "failed": 0}, 0)
+    with Receiver(200, 404) as receiver:
+        register(api, receiver.url)
+        _, [confirmed, cancelled] = booking_events(api)
+        assert figures()[0] == {"pending": 2, "delivered": 0, "failed": 0}
+        assert webhooks.attempt(api.settings, api.box, confirmed) == "delivered"
+        assert webhooks.attempt(api.settings, api.box, cancelled) == "failed"
+    assert figures()[0] == {"pending": 0, "delivered": 1, "failed": 1}
+    slots = StreamSlots(2)
+    assert slots.take()
+    assert figures()[1] == 1
+    slots.give()
+    assert figures()[1] == 0
