@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from clinic.errors import ApiKeyNotFound, InvalidField, NotAuthenticated
-from clinic.store import ApiKey, database, utcnow
+from clinic.store import ApiKey, Compiled, database, utcnow
 
 CLIENT, STAFF, ADMIN = "client", "staff", "admin"
 SCOPES = (CLIENT, STAFF, ADMIN)
@@ -29,6 +29,9 @@ NAME_MAX_LENGTH = 100
 _TOKEN = re.compile(r"^ck_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 # Compared against when the id is unknown, so a miss costs the same as a wrong secret.
 _NO_SUCH_HASH = hashlib.sha256(b"no such key").hexdigest()
+# Every request with a key runs this lookup, so its SQL is built once (Peewee would build it anew
+# each time, half of the lookup's cost); still read per request, so a revocation counts at once.
+_KEY_BY_ID = Compiled(lambda id: ApiKey.select().where(ApiKey.id == id))
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ def authenticate(token: str | None, scope: str) -> Principal:
         raise NotAuthenticated(_required(scope), scope=scope)
     match = _TOKEN.match(token)
     key_id, secret = match.groups() if match else ("", token)
-    key = ApiKey.get_or_none(ApiKey.id == key_id) if key_id else None
+    found = _KEY_BY_ID.rows(id=key_id) if key_id else []
+    key = found[0] if found else None
     expected = key.secret_hash if key is not None else _NO_SUCH_HASH
     if not hmac.compare_digest(_hash(secret), expected) or key is None or key.revoked_at is not None:
         raise NotAuthenticated("the API key is not valid", scope=scope)
