@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import time
 from collections.abc import Callable
@@ -34,7 +35,8 @@ from api.webhooks import DeliveryLog, DeliveryReplay, WebhookCollection, Webhook
 from clinic import lifecycle, logs, store
 from clinic.broker import parameters
 from clinic.broker.deadletters import DeadLetters
-from clinic.broker.dispatch import Dispatcher, rabbitmq_broker
+from clinic.broker.dispatch import rabbitmq_broker
+from clinic.broker.send_relay import SendRelay
 from clinic.config import Settings
 from clinic.secretbox import SecretBox
 
@@ -129,12 +131,15 @@ def create_app(
 
 def get_app() -> falcon.App:
     """The API process's composition root: settings from the environment, the database, and a
-    broker that only sends (the API needs none of the workers' setup)."""
+    relay that only sends (the API needs none of the workers' setup)."""
     settings = Settings.from_env()
     logs.configure(settings.log_format)
     logging.getLogger("pika").setLevel(logging.CRITICAL)
     broker = rabbitmq_broker(settings)
-    dispatcher = Dispatcher(settings, broker)
+    # Steps leave the request path: a request answers after its commit, and the relay publishes
+    # in batches with publisher confirms (the sweeper re-sends what a crash left unsent).
+    relay = SendRelay(settings)
+    atexit.register(relay.close)
     store.connect(settings.database_url)
     store.create_schema()
     if settings.open_access:
@@ -147,7 +152,7 @@ def get_app() -> falcon.App:
         serve_metrics_port(metrics, settings.metrics_port)
     return create_app(
         settings,
-        dispatch=dispatcher.send,
+        dispatch=relay,
         dead_letters=DeadLetters(settings, broker=broker),
         metrics=metrics,
     )

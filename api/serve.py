@@ -18,6 +18,7 @@ import argparse
 import importlib
 import logging
 import resource
+import signal
 import socket
 import sys
 import time
@@ -161,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     module, _, function = args.app.partition(":")
     app = getattr(importlib.import_module(module), function)()
+    # SIGTERM ends the process through SystemExit, so its exit handlers run: the API's relay sends
+    # what it still holds before the process goes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     serve(app, host=args.host, port=args.port, fd=args.fd, threads=Settings.from_env().api_threads)
     return 0
 

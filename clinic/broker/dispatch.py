@@ -162,12 +162,16 @@ class Dispatcher:
         id of the work at hand (``clinic.logs``) travels in the message's options."""
         if step.stage is None:
             return None
-        request_id = logs.current("request_id")
-        message = Message(
-            queue_name=self.settings.queue(step.stage),
-            actor_name=actor_name(step.stage),
-            args=tuple(step.args),
-            kwargs={},
-            options={"request_id": request_id} if request_id else {},
-        )
-        return self.broker.enqueue(message)
+        return self.broker.enqueue(message_for(self.settings, step))
+
+
+def message_for(settings: Settings, step: Step) -> Message:
+    """The Dramatiq message of a step (not a stop); it carries the request id of the work at hand."""
+    request_id = logs.current("request_id")
+    return Message(
+        queue_name=settings.queue(step.stage),
+        actor_name=actor_name(step.stage),
+        args=tuple(step.args),
+        kwargs={},
+        options={"request_id": request_id} if request_id else {},
+    )
