@@ -16,7 +16,7 @@ from bench import REPO, machine, report
 from bench.plan import FULL, QUICK
 from bench.run import Benchmark
 from bench.system import clinic_env
-from clinic.config import Settings
+from clinic.config import QUEUE_TYPES, Settings
 
 DEFAULT_OUT = REPO / "bench" / "results" / "latest.json"
 
@@ -26,6 +26,12 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="small counts, under a minute (what the test runs)")
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite", help="the store (default sqlite)")
     parser.add_argument("--bookings", type=int, metavar="N", help="bookings of the pipeline run (default 5000)")
+    parser.add_argument(
+        "--queue-type",
+        choices=QUEUE_TYPES,
+        default="classic",
+        help="RabbitMQ queues of every run and of the broker floor (CLINIC_QUEUE_TYPE, default classic)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results file (default {DEFAULT_OUT})")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the API and workers into DIR")
     parser.add_argument("--profile-gil", action="store_true", help="with --profile: only the thread holding the GIL")
@@ -36,7 +42,7 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     plan = (QUICK if args.quick else FULL).with_bookings(args.bookings)
-    settings = Settings.from_env(clinic_env("bench", "sqlite:///unused.db", 1))
+    settings = Settings.from_env(clinic_env("bench", "sqlite:///unused.db", 1, queue_type=args.queue_type))
     logs = Path(tempfile.mkdtemp(prefix="clinic-bench-"))
     started = time.monotonic()
     results: dict = {
@@ -47,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine.describe(settings.broker_url),
         "settings": {
+            "queue_type": settings.queue_type,
             "api_threads": settings.api_threads,
             "worker_threads": settings.worker_threads,
             "concurrency": plan.concurrency,
@@ -55,7 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     try:
-        benchmark = Benchmark(plan, database=args.db, logs=logs, profile=args.profile, profile_gil=args.profile_gil)
+        benchmark = Benchmark(
+            plan,
+            database=args.db,
+            logs=logs,
+            queue_type=settings.queue_type,
+            profile=args.profile,
+            profile_gil=args.profile_gil,
+        )
         results.update(benchmark.run())
     except Exception as error:
         print(f"bench: {type(error).__name__}: {error}\nlogs kept in {logs}", file=sys.stderr)

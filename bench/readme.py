@@ -30,7 +30,8 @@ def section(results: dict) -> str:
         f"Measured by `make bench` (`{results['command']}`, {results['mode']} mode, {results['database']}) "
         f"on {results['started_at'][:10]}: {machine['cpus']} x {machine['cpu']}, {machine['memory_gib']} GiB, "
         f"Linux {machine['kernel']}, Python {machine['python']}, RabbitMQ {machine['rabbitmq']}; load average "
-        f"{machine['loadavg_start'][0]} at the start. Simulated delays off; every figure is set against a floor "
+        f"{machine['loadavg_start'][0]} at the start. {results['settings'].get('queue_type', 'classic').capitalize()} "
+        "queues, simulated delays off; every figure is set against a floor "
         "measured in the same run on the same machine, so read the ratios, not the absolute numbers.",
         "",
         "| Measure | Throughput | p50 / p99 at saturation | p50 / p99 at half saturation | vs floor |",

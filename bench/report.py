@@ -106,13 +106,24 @@ def table(results: dict) -> str:
         if cpu:
             rows.append((name, f"{cpu['cores_busy']}/{cpu['cores']} cores busy", cpu_line(cpu)))
     width = max(len(row[0]) for row in rows)
-    lines = [f"{'measure':<{width}}  {'throughput':<18}  latency / notes", "-" * (width + 60)]
+    lines = [run_line(results), ""]
+    lines += [f"{'measure':<{width}}  {'throughput':<18}  latency / notes", "-" * (width + 60)]
     lines += [f"{name:<{width}}  {value:<18}  {note}".rstrip() for name, value, note in rows]
     lines += ["", "ratios: " + ", ".join(f"{k} {v}" for k, v in results["ratios"].items()), "targets:"]
     for row in results["targets"]:
         verdict = {True: "met", False: "NOT met", None: "not measured"}[row["met"]]
         lines.append(f"  {row['target']:<42} {row['value']!s:>8}  {row['bound']:<8} {verdict}")
     return "\n".join(lines)
+
+
+def run_line(results: dict) -> str:
+    """What was measured: mode, store, queue type and the processes' threads (older results say less)."""
+    settings = results.get("settings", {})
+    return (
+        f"{results.get('mode', '?')} run, {results.get('database', 'sqlite')}, "
+        f"{settings.get('queue_type', 'classic')} queues, API x {settings.get('api_threads')} threads, "
+        f"workers x {settings.get('worker_threads')} threads per process"
+    )
 
 
 def cpu_line(cpu: dict) -> str:

@@ -59,12 +59,19 @@ class Benchmark:
     was lost, left pending or refused."""
 
     def __init__(
-        self, plan: Plan, *, database: str, logs: Path, profile: Path | None = None, profile_gil: bool = False
+        self,
+        plan: Plan,
+        *,
+        database: str,
+        logs: Path,
+        queue_type: str = "classic",
+        profile: Path | None = None,
+        profile_gil: bool = False,
     ) -> None:
-        self.plan, self.database, self.logs = plan, database, logs
+        self.plan, self.database, self.logs, self.queue_type = plan, database, logs, queue_type
         self.profile_dir, self.profile_gil = profile, profile_gil
         self.profiles: dict[str, dict] = {}
-        self.settings = Settings.from_env(clinic_env("bench", "sqlite:///unused.db", 1))
+        self.settings = Settings.from_env(clinic_env("bench", "sqlite:///unused.db", 1, queue_type=queue_type))
         self.slots = Slots()
         self.checks: list[dict] = []
         self.results: dict = {}
@@ -121,7 +128,11 @@ class Benchmark:
         namespace = new_namespace()
         try:
             return broker_floor.measure(
-                self.settings.broker_url, namespace, self.plan.broker_messages, timeout=self.plan.drain_seconds
+                self.settings.broker_url,
+                namespace,
+                self.plan.broker_messages,
+                timeout=self.plan.drain_seconds,
+                queue_type=self.queue_type,
             )
         finally:
             delete_namespace(self.settings.broker_url, namespace)
@@ -137,6 +148,7 @@ class Benchmark:
                     self.logs / f"{namespace}-slots",
                     port=free_port(),
                     requests=self.plan.slots_requests,
+                    queue_type=self.queue_type,
                 )
             finally:
                 delete_namespace(self.settings.broker_url, namespace)
@@ -163,7 +175,7 @@ class Benchmark:
         API is measured alone first and the pipeline's latency at half its rate afterwards."""
         namespace = new_namespace()
         with self.database_url(namespace) as url:
-            env = clinic_env(namespace, url, processes)
+            env = clinic_env(namespace, url, processes, queue_type=self.queue_type)
             logs = self.logs / f"{namespace}-p{processes}"
             logs.mkdir(parents=True, exist_ok=True)
             system = System(env, free_port(), logs)

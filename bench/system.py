@@ -24,10 +24,12 @@ SLOT_MINUTES = 5
 READY_LINE = "Worker process is ready for action"
 
 
-def clinic_env(namespace: str, database_url: str, worker_processes: int) -> dict[str, str]:
-    """The environment of every part: own namespace and database, simulated delays off, no rate
-    limit (one key makes every request), and a clinic open around the clock on a 5-minute grid so
-    thousands of distinct slots are all valid."""
+def clinic_env(
+    namespace: str, database_url: str, worker_processes: int, *, queue_type: str = "classic"
+) -> dict[str, str]:
+    """The environment of every part: own namespace and database, the run's queue type (classic or
+    quorum), simulated delays off, no rate limit (one key makes every request), and a clinic open
+    around the clock on a 5-minute grid so thousands of distinct slots are all valid."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_") or k in PASSED_THROUGH}
     env.update(
         CLINIC_NAMESPACE=namespace,
@@ -39,6 +41,7 @@ def clinic_env(namespace: str, database_url: str, worker_processes: int) -> dict
         CLINIC_TIMEZONE="UTC",
         CLINIC_DOCTORS=";".join(DOCTORS),
         CLINIC_WORKER_PROCESSES=str(worker_processes),
+        CLINIC_QUEUE_TYPE=queue_type,
         CLINIC_RATE_LIMIT="0",
         PYTHONUNBUFFERED="1",
     )
@@ -164,7 +167,9 @@ def new_namespace() -> str:
 
 
 def delete_namespace(url: str, namespace: str) -> None:
-    """Remove every queue and the exchange a benchmark namespace made (they are durable)."""
+    """Remove every queue and the exchange a benchmark namespace made (they are durable): each
+    stage's queue, ``.DQ`` and ``.XQ``, classic or quorum alike (deleting a queue by name does not
+    depend on its type, and a quorum queue outlives its consumers just as a durable classic does)."""
     import pika
     import pika.exceptions
 

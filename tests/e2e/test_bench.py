@@ -66,6 +66,7 @@ def test_the_quick_benchmark_reports_every_figure_and_loses_no_booking(rabbitmq,
     assert len(results["targets"]) == 7 and all("met" in target for target in results["targets"])
     assert results["slots"]["statuses"] == [200] and results["slots"]["bookings_stored"] == 10_000
     assert results["machine"]["cpus"] and results["command"].startswith("python -m bench --quick")
+    assert results["settings"]["queue_type"] == results["floors"]["broker"]["queue_type"] == "classic"
 
     integrity = results["integrity"]
     assert integrity["accepted"] >= results["pipeline"]["bookings"] > 0
