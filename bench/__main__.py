@@ -21,6 +21,28 @@ from clinic.config import QUEUE_TYPES, Settings
 DEFAULT_OUT = REPO / "bench" / "results" / "latest.json"
 
 
+def process_pairs(text: str) -> list[tuple[int, int]]:
+    """``1x1,1x2,2x2``: (API processes, worker processes per queue) of each pipeline run."""
+    pairs = []
+    for item in text.split(","):
+        api, _, workers = item.strip().partition("x")
+        try:
+            pair = (int(api), int(workers))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} is not APIxWORKERS, e.g. 2x1") from None
+        if not all(1 <= n <= 64 for n in pair):
+            raise argparse.ArgumentTypeError(f"{item!r}: processes must be from 1 to 64")
+        pairs.append(pair)
+    return pairs
+
+
+def processes(text: str) -> int:
+    number = int(text)
+    if not 1 <= number <= 64:
+        raise argparse.ArgumentTypeError("must be from 1 to 64")
+    return number
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts, under a minute (what the test runs)")
@@ -32,6 +54,21 @@ def make_parser() -> argparse.ArgumentParser:
         default="classic",
         help="RabbitMQ queues of every run and of the broker floor (CLINIC_QUEUE_TYPE, default classic)",
     )
+    runs = parser.add_mutually_exclusive_group()
+    runs.add_argument(
+        "--api-processes",
+        type=processes,
+        metavar="N",
+        help="API processes (CLINIC_API_PROCESSES) of every run, default 1: the pipeline is then measured "
+        "with N API processes and 1, then 2 worker processes per queue",
+    )
+    runs.add_argument(
+        "--scaling",
+        type=process_pairs,
+        metavar="AxW,...",
+        help="the pipeline runs as API processes x worker processes per queue, the first being the full "
+        "run (default 1x1,1x2, and 2x2 in full mode)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results file (default {DEFAULT_OUT})")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the API and workers into DIR")
     parser.add_argument("--profile-gil", action="store_true", help="with --profile: only the thread holding the GIL")
@@ -42,7 +79,9 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     plan = (QUICK if args.quick else FULL).with_bookings(args.bookings)
-    settings = Settings.from_env(clinic_env("bench", "sqlite:///unused.db", 1, queue_type=args.queue_type))
+    plan = plan.with_api_processes(args.api_processes).with_scaling(args.scaling)
+    env = clinic_env("bench", "sqlite:///unused.db", 1, api_processes=plan.api_processes, queue_type=args.queue_type)
+    settings = Settings.from_env(env)
     logs = Path(tempfile.mkdtemp(prefix="clinic-bench-"))
     started = time.monotonic()
     results: dict = {
@@ -54,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine.describe(settings.broker_url),
         "settings": {
             "queue_type": settings.queue_type,
+            "api_processes": settings.api_processes,
             "api_threads": settings.api_threads,
             "worker_threads": settings.worker_threads,
             "concurrency": plan.concurrency,

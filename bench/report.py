@@ -77,9 +77,10 @@ def table(results: dict) -> str:
         )
     rows += [
         (
-            f"  scaling: {s['worker_processes']} process(es) x {s['worker_threads']} threads / queue",
+            f"  scaling: API x{s.get('api_processes', 1)}, workers {s['worker_processes']} x {s['worker_threads']} "
+            "threads / queue",
             f"{s['rate']:.0f} bookings/s",
-            "",
+            f"{s['bookings']} bookings",
         )
         for s in results["scaling"]
     ]
@@ -121,8 +122,8 @@ def run_line(results: dict) -> str:
     settings = results.get("settings", {})
     return (
         f"{results.get('mode', '?')} run, {results.get('database', 'sqlite')}, "
-        f"{settings.get('queue_type', 'classic')} queues, API x {settings.get('api_threads')} threads, "
-        f"workers x {settings.get('worker_threads')} threads per process"
+        f"{settings.get('queue_type', 'classic')} queues, API {settings.get('api_processes', 1)} process(es) "
+        f"x {settings.get('api_threads')} threads, workers x {settings.get('worker_threads')} threads per process"
     )
 
 

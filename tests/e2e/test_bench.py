@@ -61,6 +61,8 @@ def test_the_quick_benchmark_reports_every_figure_and_loses_no_booking(rabbitmq,
         value = figure(results, path)
         assert isinstance(value, (int, float)) and value > 0, f"{'.'.join(path)} is {value!r}"
     assert [entry["worker_processes"] for entry in results["scaling"]] == [1, 2]
+    assert [entry["api_processes"] for entry in results["scaling"]] == [1, 1]
+    assert results["settings"]["api_processes"] == 1
     assert all(entry["rate"] > 0 for entry in results["scaling"])
     assert set(results["memory"]["worker_peak_rss_mib"]) == {"process", "confirm", "reject", "notify", "webhooks"}
     assert len(results["targets"]) == 7 and all("met" in target for target in results["targets"])
