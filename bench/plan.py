@@ -16,6 +16,8 @@ class Plan:
     broker_messages: int
     pipeline_bookings: int  # the saturation run; the issue asks for at least 5,000
     half_seconds: float  # the pipeline at half its saturation rate, for end-to-end latency
+    steady_rate: float  # bookings a second of the steady run: end-to-end latency at a fixed, modest load
+    steady_seconds: float
     #: (API processes, worker processes per queue) of each pipeline run; the first is the full run
     #: (API alone, saturation, half rate), the others only measure the pipeline's saturated rate.
     scaling: tuple[tuple[int, int], ...]
@@ -50,6 +52,8 @@ FULL = Plan(
     broker_messages=5000,
     pipeline_bookings=5000,
     half_seconds=10.0,
+    steady_rate=30.0,
+    steady_seconds=10.0,
     scaling=((1, 1), (1, 2), (2, 2)),
     scaling_bookings=2000,  # about 20 s a run at this machine's rate: the whole bench stays near 2.5 min
     concurrency=16,
@@ -64,6 +68,8 @@ QUICK = Plan(
     broker_messages=300,
     pipeline_bookings=300,
     half_seconds=2.0,
+    steady_rate=30.0,
+    steady_seconds=2.0,
     scaling=((1, 1), (1, 2)),
     scaling_bookings=300,
     concurrency=16,

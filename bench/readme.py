@@ -67,6 +67,13 @@ def section(results: dict) -> str:
             ("per booking through the pipeline", pipeline),
         )
     ]
+    if steady := pipeline.get("steady"):
+        lines += [
+            "",
+            f"End-to-end at a steady {steady['rate']:g} bookings/s (open loop, {steady['bookings']} bookings, "
+            f"request sent to notification seen): p50 {steady['p50_ms']} / p95 {steady['p95_ms']} / "
+            f"p99 {steady['p99_ms']} ms; `POST /book` p99 {steady['post_book_p99_ms']} ms.",
+        ]
     lines += [""] + [
         f"CPU {what}: {cpu_line(figures)} ({figures['cores_busy']} of {figures['cores']} cores busy)."
         for what, figures in cpu

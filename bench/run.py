@@ -1,6 +1,6 @@
-"""The benchmark's phases, in order: the two floors, the API alone, the pipeline at saturation and at
-half of it, then the pipeline again with other numbers of API and worker processes; all into one
-results dict."""
+"""The benchmark's phases, in order: the two floors, the API alone, the pipeline at saturation, at
+half of it and at a fixed steady rate, then the pipeline again with other numbers of API and worker
+processes; all into one results dict."""
 
 from __future__ import annotations
 
@@ -243,21 +243,28 @@ class Benchmark:
         figures["post_book_p99_ms"] = load["p99_ms"]
         figures["cpu"] = meter.result(len(ids), {"load generator": load["cpu_s"]})
         if full and figures["rate"]:
-            figures["half"] = self.pipeline_at_half(system, arrivals, accepted, figures["rate"] / 2)
+            half = figures["rate"] / 2
+            figures["half"] = self.pipeline_open_loop(system, arrivals, accepted, half, plan.half_seconds, "at half")
+            steady, seconds = plan.steady_rate, plan.steady_seconds
+            label = f"at {steady:g}/s steady"
+            figures["steady"] = self.pipeline_open_loop(system, arrivals, accepted, steady, seconds, label)
         return figures
 
-    def pipeline_at_half(self, system: System, arrivals: Arrivals, accepted: list[str], half_rate: float) -> dict:
-        """End-to-end latency of each booking (request sent to notification seen) at a steady rate."""
-        count = max(20, int(half_rate * self.plan.half_seconds))
-        spec = {**system.target, "kind": "book", "mode": "open", "rate": half_rate, "count": count}
-        spec.update(duration=self.plan.half_seconds + 1, concurrency=self.plan.concurrency * 4)
-        load = drive({**spec, **self.slots.reserve(count)}, "pipeline at half POST /book")
+    def pipeline_open_loop(
+        self, system: System, arrivals: Arrivals, accepted: list[str], rate: float, seconds: float, label: str
+    ) -> dict:
+        """End-to-end latency of each booking (request sent to notification seen) when bookings arrive
+        at ``rate`` a second for ``seconds``, whatever the answers take (open loop)."""
+        count = max(20, int(rate * seconds))
+        spec = {**system.target, "kind": "book", "mode": "open", "rate": rate, "count": count}
+        spec.update(duration=seconds + 1, concurrency=self.plan.concurrency * 4)
+        load = drive({**spec, **self.slots.reserve(count)}, f"pipeline {label} POST /book")
         ids = [booking_id for booking_id, _ in load["accepted"]]
         accepted.extend(ids)
-        arrivals.wait_for(ids, timeout=self.plan.drain_seconds, label="pipeline at half notified")
+        arrivals.wait_for(ids, timeout=self.plan.drain_seconds, label=f"pipeline {label} notified")
         latencies = [arrivals.first[i] - sent for i, sent in load["accepted"] if i in arrivals.first]
         return {
-            "rate": round(half_rate, 1),
+            "rate": round(rate, 1),
             "bookings": len(ids),
             **summary_ms(latencies),
             "post_book_p50_ms": load["p50_ms"],
