@@ -1,5 +1,6 @@
 """The broker floor: plain pika moving N messages through four durable queues, one consumer
-process per hop, each hop a manual-ack consume plus a persistent publish with confirm.
+process per hop, each hop a manual-ack consume plus a persistent publish with confirm. The queues
+are of the run's type (``--queue-type``): a quorum pipeline is set against quorum queues.
 
 ``producer -> q1 -> hop -> q2 -> hop -> q3 -> hop -> q4 -> hop -> exchange -> subscriber``:
 the same shape as ``POST /book -> process -> confirm -> notify -> {ns}.notifications``, with one
@@ -37,6 +38,11 @@ def queue_names(namespace: str) -> list[str]:
 
 def exchange_name(namespace: str) -> str:
     return f"{namespace}.floor-out"
+
+
+def queue_arguments(queue_type: str) -> dict:
+    """What the floor's queues are declared with: nothing for classic queues, the type for quorum."""
+    return {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
 
 
 def persistent() -> pika.BasicProperties:
@@ -78,13 +84,14 @@ def hop(url: str, source: str, exchange: str, routing_key: str, count: int, time
     connection.close()
 
 
-def measure(url: str, namespace: str, count: int, *, timeout: float) -> dict:
-    """Run the floor once in ``namespace`` and return its rate; the queues are deleted afterwards."""
+def measure(url: str, namespace: str, count: int, *, timeout: float, queue_type: str = "classic") -> dict:
+    """Run the floor once in ``namespace`` over queues of ``queue_type`` and return its rate; the
+    queues are deleted afterwards."""
     queues, exchange = queue_names(namespace), exchange_name(namespace)
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
     for queue in queues:
-        channel.queue_declare(queue, durable=True)
+        channel.queue_declare(queue, durable=True, arguments=queue_arguments(queue_type))
     children: list[subprocess.Popen] = []
     try:
         with Arrivals(url, exchange, [KEY]) as arrivals:
@@ -117,6 +124,7 @@ def measure(url: str, namespace: str, count: int, *, timeout: float) -> dict:
         "messages": count,
         "arrived": arrived,
         "hops": HOPS,
+        "queue_type": queue_type,
         "elapsed_s": round(last - started, 3),
         "rate": rate(arrived, last - started),
         "prefetch": PREFETCH,

@@ -63,9 +63,18 @@ def store_calendar(settings: Settings, count: int, *, seed: int = 8) -> int:
     return confirmed
 
 
-def measure(database_url: str, namespace: str, logs: Path, *, port: int, requests: int) -> dict:
+def measure(
+    database_url: str,
+    namespace: str,
+    logs: Path,
+    *,
+    port: int,
+    requests: int,
+    api_processes: int = 1,
+    queue_type: str = "classic",
+) -> dict:
     """Store the calendar, start ``clinic api`` on it and time ``requests`` GET /slots of 31 days."""
-    env = {**clinic_env(namespace, database_url, 1), **CALENDAR}
+    env = {**clinic_env(namespace, database_url, 1, api_processes=api_processes, queue_type=queue_type), **CALENDAR}
     settings = Settings.from_env(env)
     store.connect(database_url)
     store.create_schema()

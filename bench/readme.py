@@ -30,7 +30,9 @@ def section(results: dict) -> str:
         f"Measured by `make bench` (`{results['command']}`, {results['mode']} mode, {results['database']}) "
         f"on {results['started_at'][:10]}: {machine['cpus']} x {machine['cpu']}, {machine['memory_gib']} GiB, "
         f"Linux {machine['kernel']}, Python {machine['python']}, RabbitMQ {machine['rabbitmq']}; load average "
-        f"{machine['loadavg_start'][0]} at the start. Simulated delays off; every figure is set against a floor "
+        f"{machine['loadavg_start'][0]} at the start. {results['settings'].get('api_processes', 1)} API "
+        f"process(es) and {results['settings'].get('queue_type', 'classic')} queues unless said otherwise, "
+        "simulated delays off; every figure is set against a floor "
         "measured in the same run on the same machine, so read the ratios, not the absolute numbers.",
         "",
         "| Measure | Throughput | p50 / p99 at saturation | p50 / p99 at half saturation | vs floor |",
@@ -46,7 +48,8 @@ def section(results: dict) -> str:
         f"| {ratios['pipeline_vs_broker_floor']} |",
     ]
     lines += [
-        f"| Pipeline, {s['worker_processes']} process(es) x {s['worker_threads']} threads per queue "
+        f"| Pipeline, {s['bookings']} bookings: {s.get('api_processes', 1)} API process(es), "
+        f"{s['worker_processes']} worker process(es) x {s['worker_threads']} threads per queue "
         f"| {s['rate']:.0f} bookings/s | | | |"
         for s in results["scaling"]
     ]
@@ -64,6 +67,13 @@ def section(results: dict) -> str:
             ("per booking through the pipeline", pipeline),
         )
     ]
+    if steady := pipeline.get("steady"):
+        lines += [
+            "",
+            f"End-to-end at a steady {steady['rate']:g} bookings/s (open loop, {steady['bookings']} bookings, "
+            f"request sent to notification seen): p50 {steady['p50_ms']} / p95 {steady['p95_ms']} / "
+            f"p99 {steady['p99_ms']} ms; `POST /book` p99 {steady['post_book_p99_ms']} ms.",
+        ]
     lines += [""] + [
         f"CPU {what}: {cpu_line(figures)} ({figures['cores_busy']} of {figures['cores']} cores busy)."
         for what, figures in cpu

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench.plan import FULL
 from bench.stats import ratio
 
 
@@ -20,7 +21,8 @@ def ratios(results: dict) -> dict:
 
 def targets(results: dict) -> list[dict]:
     """The issue's targets, each with the measured value and whether it is met (None: not measured)."""
-    half = results["pipeline"].get("half", {})
+    half, steady = results["pipeline"].get("half", {}), results["pipeline"].get("steady", {})
+    steady_rate = steady.get("rate", FULL.steady_rate)
     workers = [results["memory"]["max_worker_peak_rss_mib"]] + [
         s["max_worker_peak_rss_mib"] for s in results["scaling"]
     ]
@@ -29,6 +31,7 @@ def targets(results: dict) -> list[dict]:
         ("POST /book / HTTP floor", results["ratios"]["post_book_vs_http_floor"], ">=", 0.4),
         ("POST /book p99 at half saturation (ms)", results["api"]["post_book"]["half"].get("p99_ms"), "<", 50),
         ("end-to-end p99 at half saturation (ms)", half.get("p99_ms"), "<", 100),
+        (f"end-to-end p99 at a steady {steady_rate:g} bookings/s (ms)", steady.get("p99_ms"), "<", 50),
         ("API peak RSS (MiB)", results["memory"]["api_peak_rss_mib"], "<", 80),
         ("worker peak RSS, largest (MiB)", max((w for w in workers if w is not None), default=None), "<", 100),
         ("GET /slots p99, 31 days, 10,000 bookings (ms)", results.get("slots", {}).get("p99_ms"), "<", 50),
@@ -67,6 +70,14 @@ def table(results: dict) -> str:
             f"end-to-end at half: p50 {half.get('p50_ms')} / p95 {half.get('p95_ms')} / p99 {half.get('p99_ms')} ms",
         ),
     ]
+    if steady := pipeline.get("steady"):
+        rows.append(
+            (
+                f"pipeline at {steady['rate']:g}/s steady",
+                f"{steady['bookings']} bookings",
+                f"end-to-end: p50 {steady['p50_ms']} / p95 {steady['p95_ms']} / p99 {steady['p99_ms']} ms",
+            )
+        )
     if slots := results.get("slots"):
         rows.append(
             (
@@ -77,9 +88,10 @@ def table(results: dict) -> str:
         )
     rows += [
         (
-            f"  scaling: {s['worker_processes']} process(es) x {s['worker_threads']} threads / queue",
+            f"  scaling: API x{s.get('api_processes', 1)}, workers {s['worker_processes']} x {s['worker_threads']} "
+            "threads / queue",
             f"{s['rate']:.0f} bookings/s",
-            "",
+            f"{s['bookings']} bookings",
         )
         for s in results["scaling"]
     ]
@@ -106,13 +118,25 @@ def table(results: dict) -> str:
         if cpu:
             rows.append((name, f"{cpu['cores_busy']}/{cpu['cores']} cores busy", cpu_line(cpu)))
     width = max(len(row[0]) for row in rows)
-    lines = [f"{'measure':<{width}}  {'throughput':<18}  latency / notes", "-" * (width + 60)]
+    lines = [run_line(results), ""]
+    lines += [f"{'measure':<{width}}  {'throughput':<18}  latency / notes", "-" * (width + 60)]
     lines += [f"{name:<{width}}  {value:<18}  {note}".rstrip() for name, value, note in rows]
     lines += ["", "ratios: " + ", ".join(f"{k} {v}" for k, v in results["ratios"].items()), "targets:"]
+    named = max((len(row["target"]) for row in results["targets"]), default=0)
     for row in results["targets"]:
         verdict = {True: "met", False: "NOT met", None: "not measured"}[row["met"]]
-        lines.append(f"  {row['target']:<42} {row['value']!s:>8}  {row['bound']:<8} {verdict}")
+        lines.append(f"  {row['target']:<{named}} {row['value']!s:>8}  {row['bound']:<8} {verdict}")
     return "\n".join(lines)
+
+
+def run_line(results: dict) -> str:
+    """What was measured: mode, store, queue type and the processes' threads (older results say less)."""
+    settings = results.get("settings", {})
+    return (
+        f"{results.get('mode', '?')} run, {results.get('database', 'sqlite')}, "
+        f"{settings.get('queue_type', 'classic')} queues, API {settings.get('api_processes', 1)} process(es) "
+        f"x {settings.get('api_threads')} threads, workers x {settings.get('worker_threads')} threads per process"
+    )
 
 
 def cpu_line(cpu: dict) -> str:

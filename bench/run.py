@@ -1,5 +1,6 @@
-"""The benchmark's phases, in order: the two floors, the API alone, the pipeline at saturation and at
-half of it, then the pipeline again with more worker processes; all into one results dict."""
+"""The benchmark's phases, in order: the two floors, the API alone, the pipeline at saturation, at
+half of it and at a fixed steady rate, then the pipeline again with other numbers of API and worker
+processes; all into one results dict."""
 
 from __future__ import annotations
 
@@ -59,12 +60,19 @@ class Benchmark:
     was lost, left pending or refused."""
 
     def __init__(
-        self, plan: Plan, *, database: str, logs: Path, profile: Path | None = None, profile_gil: bool = False
+        self,
+        plan: Plan,
+        *,
+        database: str,
+        logs: Path,
+        queue_type: str = "classic",
+        profile: Path | None = None,
+        profile_gil: bool = False,
     ) -> None:
-        self.plan, self.database, self.logs = plan, database, logs
+        self.plan, self.database, self.logs, self.queue_type = plan, database, logs, queue_type
         self.profile_dir, self.profile_gil = profile, profile_gil
         self.profiles: dict[str, dict] = {}
-        self.settings = Settings.from_env(clinic_env("bench", "sqlite:///unused.db", 1))
+        self.settings = Settings.from_env(clinic_env("bench", "sqlite:///unused.db", 1, queue_type=queue_type))
         self.slots = Slots()
         self.checks: list[dict] = []
         self.results: dict = {}
@@ -72,13 +80,14 @@ class Benchmark:
     def run(self) -> dict:
         self.results["floors"] = {"http": self.http_floor(), "broker": self.broker_floor()}
         self.results["slots"] = self.free_slots()
-        first = self.system(self.plan.scaling_processes[0], full=True)
+        (api_processes, worker_processes), *others = self.plan.scaling
+        first = self.system(api_processes, worker_processes, full=True)
         self.results["api"] = first.pop("api")
         self.results["pipeline"] = first["pipeline"]
         self.results["memory"] = first["memory"]
         scaling = [self.scaling_entry(first)]
-        for processes in self.plan.scaling_processes[1:]:
-            scaling.append(self.scaling_entry(self.system(processes, full=False)))
+        for api_processes, worker_processes in others:
+            scaling.append(self.scaling_entry(self.system(api_processes, worker_processes, full=False)))
         self.results["scaling"] = scaling
         self.results["integrity"] = {**integrity.combine(self.checks), "runs": self.checks}
         if self.profiles:
@@ -87,6 +96,7 @@ class Benchmark:
 
     def scaling_entry(self, run: dict) -> dict:
         return {
+            "api_processes": run["api_processes"],
             "worker_processes": run["worker_processes"],
             "worker_threads": self.settings.worker_threads,
             "bookings": run["pipeline"]["bookings"],
@@ -121,7 +131,11 @@ class Benchmark:
         namespace = new_namespace()
         try:
             return broker_floor.measure(
-                self.settings.broker_url, namespace, self.plan.broker_messages, timeout=self.plan.drain_seconds
+                self.settings.broker_url,
+                namespace,
+                self.plan.broker_messages,
+                timeout=self.plan.drain_seconds,
+                queue_type=self.queue_type,
             )
         finally:
             delete_namespace(self.settings.broker_url, namespace)
@@ -137,6 +151,8 @@ class Benchmark:
                     self.logs / f"{namespace}-slots",
                     port=free_port(),
                     requests=self.plan.slots_requests,
+                    api_processes=self.plan.api_processes,
+                    queue_type=self.queue_type,
                 )
             finally:
                 delete_namespace(self.settings.broker_url, namespace)
@@ -158,18 +174,20 @@ class Benchmark:
 
     # -- the real system ------------------------------------------------------------------------
 
-    def system(self, processes: int, *, full: bool) -> dict:
-        """Start the system with ``processes`` workers per queue and measure it; with ``full`` the
-        API is measured alone first and the pipeline's latency at half its rate afterwards."""
+    def system(self, api_processes: int, worker_processes: int, *, full: bool) -> dict:
+        """Start the system with ``api_processes`` API processes and ``worker_processes`` workers per
+        queue and measure it; with ``full`` the API is measured alone first and the pipeline's
+        latency at half its rate afterwards."""
         namespace = new_namespace()
+        processes = {"api_processes": api_processes, "worker_processes": worker_processes}
         with self.database_url(namespace) as url:
-            env = clinic_env(namespace, url, processes)
-            logs = self.logs / f"{namespace}-p{processes}"
+            env = clinic_env(namespace, url, worker_processes, api_processes=api_processes, queue_type=self.queue_type)
+            logs = self.logs / f"{namespace}-a{api_processes}w{worker_processes}"
             logs.mkdir(parents=True, exist_ok=True)
             system = System(env, free_port(), logs)
             arrivals = Arrivals(self.settings.broker_url, f"{namespace}.notifications", OUTCOMES)
             accepted: list[str] = []
-            results: dict = {"worker_processes": processes}
+            results: dict = dict(processes)
             try:
                 system.init_db()
                 with arrivals:  # bound before the first booking, so no notification goes unseen
@@ -179,10 +197,11 @@ class Benchmark:
                     system.start_workers()
                     if accepted:
                         arrivals.wait_for(accepted, timeout=self.plan.drain_seconds, label="backlog of the API run")
-                    results["pipeline"] = self.pipeline(system, arrivals, accepted, processes, full)
+                    label = f"pipeline api x{api_processes} workers x{worker_processes}"
+                    results["pipeline"] = self.pipeline(system, arrivals, accepted, label, full)
                     results["memory"] = self.memory(system)
                     check = integrity.check(url, accepted, arrivals.statuses)
-                    check.update(worker_processes=processes, duplicates=arrivals.duplicates)
+                    check.update(processes, duplicates=arrivals.duplicates)
                     self.checks.append(check)
             finally:
                 system.stop()
@@ -199,7 +218,7 @@ class Benchmark:
 
     def api_alone(self, system: System, accepted: list[str]) -> dict:
         """``POST /book`` and ``GET /booking/{id}`` with no worker running (the broker takes the messages)."""
-        with self.profiler({"api-alone": system.api.process.pid}), self.cpu_meter(system) as meter:
+        with self.profiler({"api-alone": system.api_servers()[0]}), self.cpu_meter(system) as meter:
             post, booked = self.http_load("POST /book", {**system.target, "kind": "book"}, self.slots)
         load_cpu = post["saturation"]["cpu_s"] + post["half"]["cpu_s"]
         post["cpu"] = meter.result(len(booked), {"load generator": load_cpu})
@@ -208,35 +227,44 @@ class Benchmark:
         get, _ = self.http_load("GET /booking/{id}", {**system.target, "kind": "get", "ids": ids}, None)
         return {"post_book": post, "get_booking": get}
 
-    def pipeline(self, system: System, arrivals: Arrivals, accepted: list[str], processes: int, full: bool) -> dict:
-        """Bookings a second from ``POST /book`` to the notification, over ``pipeline_bookings``."""
-        plan, count = self.plan, self.plan.pipeline_bookings
+    def pipeline(self, system: System, arrivals: Arrivals, accepted: list[str], label: str, full: bool) -> dict:
+        """Bookings a second from ``POST /book`` to the notification, over ``pipeline_bookings`` (the
+        full run) or ``scaling_bookings`` (the others, which only compare rates)."""
+        plan = self.plan
+        count = plan.pipeline_bookings if full else min(plan.scaling_bookings, plan.pipeline_bookings)
         spec = {**system.target, "kind": "book", "mode": "closed", "count": count}
         spec.update(duration=plan.drain_seconds, concurrency=plan.concurrency, **self.slots.reserve(count))
         with self.profiler(self.pipeline_targets(system) if full else {}), self.cpu_meter(system) as meter:
-            load = drive(spec, f"pipeline x{processes} POST /book")
+            load = drive(spec, f"{label} POST /book")
             ids = [booking_id for booking_id, _ in load["accepted"]]
             accepted.extend(ids)
-            arrivals.wait_for(ids, timeout=plan.drain_seconds, label=f"pipeline x{processes} notified")
+            arrivals.wait_for(ids, timeout=plan.drain_seconds, label=f"{label} notified")
         figures = {**self.finish_line(load["accepted"], arrivals), "post_book_rps": load["rps"]}
         figures["post_book_p99_ms"] = load["p99_ms"]
         figures["cpu"] = meter.result(len(ids), {"load generator": load["cpu_s"]})
         if full and figures["rate"]:
-            figures["half"] = self.pipeline_at_half(system, arrivals, accepted, figures["rate"] / 2)
+            half = figures["rate"] / 2
+            figures["half"] = self.pipeline_open_loop(system, arrivals, accepted, half, plan.half_seconds, "at half")
+            steady, seconds = plan.steady_rate, plan.steady_seconds
+            label = f"at {steady:g}/s steady"
+            figures["steady"] = self.pipeline_open_loop(system, arrivals, accepted, steady, seconds, label)
         return figures
 
-    def pipeline_at_half(self, system: System, arrivals: Arrivals, accepted: list[str], half_rate: float) -> dict:
-        """End-to-end latency of each booking (request sent to notification seen) at a steady rate."""
-        count = max(20, int(half_rate * self.plan.half_seconds))
-        spec = {**system.target, "kind": "book", "mode": "open", "rate": half_rate, "count": count}
-        spec.update(duration=self.plan.half_seconds + 1, concurrency=self.plan.concurrency * 4)
-        load = drive({**spec, **self.slots.reserve(count)}, "pipeline at half POST /book")
+    def pipeline_open_loop(
+        self, system: System, arrivals: Arrivals, accepted: list[str], rate: float, seconds: float, label: str
+    ) -> dict:
+        """End-to-end latency of each booking (request sent to notification seen) when bookings arrive
+        at ``rate`` a second for ``seconds``, whatever the answers take (open loop)."""
+        count = max(20, int(rate * seconds))
+        spec = {**system.target, "kind": "book", "mode": "open", "rate": rate, "count": count}
+        spec.update(duration=seconds + 1, concurrency=self.plan.concurrency * 4)
+        load = drive({**spec, **self.slots.reserve(count)}, f"pipeline {label} POST /book")
         ids = [booking_id for booking_id, _ in load["accepted"]]
         accepted.extend(ids)
-        arrivals.wait_for(ids, timeout=self.plan.drain_seconds, label="pipeline at half notified")
+        arrivals.wait_for(ids, timeout=self.plan.drain_seconds, label=f"pipeline {label} notified")
         latencies = [arrivals.first[i] - sent for i, sent in load["accepted"] if i in arrivals.first]
         return {
-            "rate": round(half_rate, 1),
+            "rate": round(rate, 1),
             "bookings": len(ids),
             **summary_ms(latencies),
             "post_book_p50_ms": load["p50_ms"],
@@ -267,12 +295,12 @@ class Benchmark:
         self.profiles.update(profiler.summary())
 
     def cpu_meter(self, system: System) -> CpuMeter:
-        """CPU of every part: each worker group counts its main process and its workers."""
+        """CPU of every part: the API and each worker group count their main process and its children."""
 
         def group(part) -> list[int]:
             return [part.process.pid, *system.worker_pids().get(part.name.removeprefix("worker-"), [])]
 
-        groups = {"api": lambda: [system.api.process.pid]}
+        groups = {"api": system.api_pids}
         for part in system.workers.values():
             groups[part.name] = lambda part=part: group(part)
         groups["rabbitmq"] = lambda: pids_named("beam.smp")
@@ -284,7 +312,7 @@ class Benchmark:
     @staticmethod
     def pipeline_targets(system: System) -> dict[str, int]:
         """The API and the first worker of each stage that has work (nothing is rejected)."""
-        targets = {"api": system.api.process.pid}
+        targets = {"api": system.api_servers()[0]}
         for stage, pids in system.worker_pids().items():
             if pids and stage != "reject":
                 targets[f"worker-{stage}"] = pids[0]
@@ -294,8 +322,9 @@ class Benchmark:
     def memory(system: System) -> dict:
         workers = {stage: [peak_rss_mib(pid) for pid in pids] for stage, pids in system.worker_pids().items()}
         known = [value for values in workers.values() for value in values if value is not None]
+        servers = [value for value in map(peak_rss_mib, system.api_servers()) if value is not None]
         return {
-            "api_peak_rss_mib": peak_rss_mib(system.api.process.pid),
+            "api_peak_rss_mib": max(servers, default=None),  # the largest server (not their supervisor)
             "worker_peak_rss_mib": workers,
             "max_worker_peak_rss_mib": max(known, default=None),
         }

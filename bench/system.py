@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -22,12 +24,20 @@ PASSED_THROUGH = ("CLINIC_BROKER_URL", "CLINIC_API_THREADS", "CLINIC_WORKER_THRE
 DOCTORS = ("Dr. Bench One", "Dr. Bench Two", "Dr. Bench Three")
 SLOT_MINUTES = 5
 READY_LINE = "Worker process is ready for action"
+SERVING_LINE = "Serving on http://"
 
 
-def clinic_env(namespace: str, database_url: str, worker_processes: int) -> dict[str, str]:
-    """The environment of every part: own namespace and database, simulated delays off, no rate
-    limit (one key makes every request), and a clinic open around the clock on a 5-minute grid so
-    thousands of distinct slots are all valid."""
+def clinic_env(
+    namespace: str,
+    database_url: str,
+    worker_processes: int,
+    *,
+    api_processes: int = 1,
+    queue_type: str = "classic",
+) -> dict[str, str]:
+    """The environment of every part: own namespace and database, the run's processes and queue
+    type (classic or quorum), simulated delays off, no rate limit (one key makes every request),
+    and a clinic open around the clock on a 5-minute grid so thousands of distinct slots are all valid."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLINIC_") or k in PASSED_THROUGH}
     env.update(
         CLINIC_NAMESPACE=namespace,
@@ -39,6 +49,8 @@ def clinic_env(namespace: str, database_url: str, worker_processes: int) -> dict
         CLINIC_TIMEZONE="UTC",
         CLINIC_DOCTORS=";".join(DOCTORS),
         CLINIC_WORKER_PROCESSES=str(worker_processes),
+        CLINIC_API_PROCESSES=str(api_processes),
+        CLINIC_QUEUE_TYPE=queue_type,
         CLINIC_RATE_LIMIT="0",
         PYTHONUNBUFFERED="1",
     )
@@ -109,12 +121,24 @@ class System:
         self.token = created.stdout.strip()
 
     def start_api(self, timeout: float = 60) -> None:
+        """``clinic api``: one server, or with CLINIC_API_PROCESSES=N a supervisor of N servers on
+        one socket; ready once it answers and every server has said it is serving."""
         self.api = Part("api", self._clinic("api", "--port", str(self.port)), self.env, self.logs / "api.log")
+        expected = int(self.env.get("CLINIC_API_PROCESSES", "1"))
         deadline = time.monotonic() + timeout
-        while not _answers(self.port, "/health"):
+        while not (_answers(self.port, "/health") and self.api.log_text().count(SERVING_LINE) >= expected):
             if not self.api.alive() or time.monotonic() > deadline:
                 raise RuntimeError(f"the API did not come up:\n{self.api.log_text()[-2000:]}")
             time.sleep(0.2)
+
+    def api_pids(self) -> list[int]:
+        """The API's process and, with several API processes, the servers it supervises."""
+        pid = self.api.process.pid
+        return [pid, *sorted(_children().get(pid, []))]
+
+    def api_servers(self) -> list[int]:
+        """The processes that serve requests: the supervised servers, or the API process itself."""
+        return self.api_pids()[1:] or self.api_pids()[:1]
 
     def start_workers(self, timeout: float = 90) -> None:
         for stage in STAGES:
@@ -142,12 +166,22 @@ class System:
 
     def stop(self) -> None:
         parts = [self.api, self.sweeper, self.relay, *self.workers.values()]
+        # The API's supervisor starts its servers in sessions of their own: stopping it stops them,
+        # but should it be killed, they are killed here by pid.
+        servers = self.api_pids()[1:] if self.api is not None and self.api.alive() else []
         for part in parts:
             if part is not None and part.alive():
                 part.process.send_signal(signal.SIGTERM)  # all at once: they stop in parallel
         for part in parts:
             if part is not None:
                 part.stop()
+        for pid in servers:
+            if "api.serve" in _cmdline(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        # Several API processes count their requests in files under the namespace (clinic's
+        # metrics_directory); the run's namespace is never used again.
+        shutil.rmtree(Path(tempfile.gettempdir()) / "clinic-metrics" / self.env["CLINIC_NAMESPACE"], ignore_errors=True)
 
 
 def peak_rss_mib(pid: int) -> float | None:
@@ -164,7 +198,9 @@ def new_namespace() -> str:
 
 
 def delete_namespace(url: str, namespace: str) -> None:
-    """Remove every queue and the exchange a benchmark namespace made (they are durable)."""
+    """Remove every queue and the exchange a benchmark namespace made (they are durable): each
+    stage's queue, ``.DQ`` and ``.XQ``, classic or quorum alike (deleting a queue by name does not
+    depend on its type, and a quorum queue outlives its consumers just as a durable classic does)."""
     import pika
     import pika.exceptions
 

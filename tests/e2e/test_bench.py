@@ -28,6 +28,10 @@ FIGURES = [
     ("pipeline", "half", "p50_ms"),
     ("pipeline", "half", "p95_ms"),
     ("pipeline", "half", "p99_ms"),
+    ("pipeline", "steady", "rate"),
+    ("pipeline", "steady", "p50_ms"),
+    ("pipeline", "steady", "p95_ms"),
+    ("pipeline", "steady", "p99_ms"),
     ("memory", "api_peak_rss_mib"),
     ("memory", "max_worker_peak_rss_mib"),
     ("ratios", "post_book_vs_http_floor"),
@@ -61,15 +65,20 @@ def test_the_quick_benchmark_reports_every_figure_and_loses_no_booking(rabbitmq,
         value = figure(results, path)
         assert isinstance(value, (int, float)) and value > 0, f"{'.'.join(path)} is {value!r}"
     assert [entry["worker_processes"] for entry in results["scaling"]] == [1, 2]
+    assert [entry["api_processes"] for entry in results["scaling"]] == [1, 1]
+    assert results["settings"]["api_processes"] == 1
     assert all(entry["rate"] > 0 for entry in results["scaling"])
     assert set(results["memory"]["worker_peak_rss_mib"]) == {"process", "confirm", "reject", "notify", "webhooks"}
-    assert len(results["targets"]) == 7 and all("met" in target for target in results["targets"])
+    assert len(results["targets"]) == 8 and all("met" in target for target in results["targets"])
+    assert results["pipeline"]["steady"]["rate"] == 30
     assert results["slots"]["statuses"] == [200] and results["slots"]["bookings_stored"] == 10_000
     assert results["machine"]["cpus"] and results["command"].startswith("python -m bench --quick")
+    assert results["settings"]["queue_type"] == results["floors"]["broker"]["queue_type"] == "classic"
 
     integrity = results["integrity"]
     assert integrity["accepted"] >= results["pipeline"]["bookings"] > 0
     assert (integrity["lost"], integrity["pending"], integrity["rejected"], integrity["unannounced"]) == (0, 0, 0, 0)
     assert integrity["confirmed"] == integrity["notified"] == integrity["accepted"]
     assert results["ok"] is True
-    assert "pipeline" in finished.stdout and "targets:" in finished.stdout
+    assert "pipeline" in finished.stdout and "pipeline at 30/s steady" in finished.stdout
+    assert "targets:" in finished.stdout
