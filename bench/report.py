@@ -12,8 +12,10 @@ from bench.stats import ratio
 def ratios(results: dict) -> dict:
     """Every headline figure over its floor from the same run, so the figures hold on a noisy machine."""
     http = results["floors"]["http"]["saturation"]["rps"]
+    same_work = results["floors"].get("same_work", {}).get("saturation", {}).get("rps")
     return {
         "post_book_vs_http_floor": ratio(results["api"]["post_book"]["saturation"]["rps"], http),
+        "post_book_vs_same_work_floor": ratio(results["api"]["post_book"]["saturation"]["rps"], same_work),
         "get_booking_vs_http_floor": ratio(results["api"]["get_booking"]["saturation"]["rps"], http),
         "pipeline_vs_broker_floor": ratio(results["pipeline"]["rate"], results["floors"]["broker"]["rate"]),
     }
@@ -22,6 +24,7 @@ def ratios(results: dict) -> dict:
 def targets(results: dict) -> list[dict]:
     """The issue's targets, each with the measured value and whether it is met (None: not measured)."""
     half, steady = results["pipeline"].get("half", {}), results["pipeline"].get("steady", {})
+    same_work_half = results["floors"].get("same_work", {}).get("half", {})
     steady_rate = steady.get("rate", FULL.steady_rate)
     workers = [results["memory"]["max_worker_peak_rss_mib"]] + [
         s["max_worker_peak_rss_mib"] for s in results["scaling"]
@@ -29,6 +32,13 @@ def targets(results: dict) -> list[dict]:
     rows = [
         ("pipeline / broker floor", results["ratios"]["pipeline_vs_broker_floor"], ">=", 0.5),
         ("POST /book / HTTP floor", results["ratios"]["post_book_vs_http_floor"], ">=", 0.4),
+        ("POST /book / same-work floor", results["ratios"].get("post_book_vs_same_work_floor"), ">=", 1.2),
+        (
+            "POST /book p99 at half minus the same-work floor's (ms)",
+            _difference(results["api"]["post_book"]["half"].get("p99_ms"), same_work_half.get("p99_ms")),
+            "<=",
+            0,
+        ),
         ("POST /book p99 at half saturation (ms)", results["api"]["post_book"]["half"].get("p99_ms"), "<", 50),
         ("end-to-end p99 at half saturation (ms)", half.get("p99_ms"), "<", 100),
         (f"end-to-end p99 at a steady {steady_rate:g} bookings/s (ms)", steady.get("p99_ms"), "<", 50),
@@ -41,10 +51,14 @@ def targets(results: dict) -> list[dict]:
             "target": name,
             "value": value,
             "bound": f"{op} {bound}",
-            "met": None if value is None else (value >= bound if op == ">=" else value < bound),
+            "met": None if value is None else {">=": value >= bound, "<=": value <= bound, "<": value < bound}[op],
         }
         for name, value, op, bound in rows
     ]
+
+
+def _difference(value: float | None, floor: float | None) -> float | None:
+    return None if value is None or floor is None else round(value - floor, 2)
 
 
 def table(results: dict) -> str:
@@ -61,6 +75,11 @@ def table(results: dict) -> str:
 
     rows = [
         ("HTTP floor (bare Falcon, same waitress)", saturation(http), latency(http["half"])),
+        *(
+            [("same-work floor (commit + confirmed publish)", saturation(same), latency(same["half"]))]
+            if (same := floors.get("same_work"))
+            else []
+        ),
         ("POST /book", saturation(api["post_book"]), latency(api["post_book"]["half"])),
         ("GET /booking/{id}", saturation(api["get_booking"]), latency(api["get_booking"]["half"])),
         (f"broker floor (pika, {broker['hops']} hops)", f"{broker['rate']:.0f} msg/s", ""),
@@ -110,6 +129,7 @@ def table(results: dict) -> str:
     )
     cpu_rows = (
         ("CPU per request, HTTP floor", http.get("cpu")),
+        ("CPU per request, same-work floor", floors.get("same_work", {}).get("cpu")),
         ("CPU per message, broker floor", broker.get("cpu")),
         ("CPU per POST /book, API alone", api["post_book"].get("cpu")),
         ("CPU per booking, pipeline", pipeline.get("cpu")),

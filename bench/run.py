@@ -20,6 +20,8 @@ from bench.driver import drive
 from bench.http_floor import floor_argv
 from bench.plan import Plan
 from bench.profile import Profiler
+from bench.same_work import STAGE as SAME_WORK
+from bench.same_work import same_work_argv
 from bench.stats import rate, summary_ms
 from bench.system import (
     DOCTORS,
@@ -78,7 +80,11 @@ class Benchmark:
         self.results: dict = {}
 
     def run(self) -> dict:
-        self.results["floors"] = {"http": self.http_floor(), "broker": self.broker_floor()}
+        self.results["floors"] = {
+            "http": self.http_floor(),
+            "same_work": self.same_work_floor(),
+            "broker": self.broker_floor(),
+        }
         self.results["slots"] = self.free_slots()
         (api_processes, worker_processes), *others = self.plan.scaling
         first = self.system(api_processes, worker_processes, full=True)
@@ -107,13 +113,29 @@ class Benchmark:
     # -- floors ---------------------------------------------------------------------------------
 
     def http_floor(self) -> dict:
-        port = free_port()
-        log = open(self.logs / "http-floor.log", "ab")
-        server = subprocess.Popen(floor_argv(self.settings, port), cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        """A bare Falcon app answering a constant body: what waitress and Falcon cost alone."""
+        return self.floor_server("HTTP floor", floor_argv(self.settings, port := free_port()), port, "floor", None)
+
+    def same_work_floor(self) -> dict:
+        """``bench.same_work``: commit one row and publish one confirmed message per request, by
+        hand, on this run's database and broker: what POST /book's work costs done plainly."""
+        namespace = new_namespace()
+        with self.database_url(namespace) as url:
+            env = clinic_env(namespace, url, 1, queue_type=self.queue_type)
+            try:
+                port = free_port()
+                return self.floor_server("same-work floor", same_work_argv(self.settings, port), port, "same-work", env)
+            finally:
+                delete_namespace(self.settings.broker_url, namespace, extra_queues=[f"{namespace}.{SAME_WORK}"])
+
+    def floor_server(self, label: str, argv: list[str], port: int, kind: str, env: dict | None) -> dict:
+        """Serve a floor's app on waitress as the API is served, and load it as POST /book is loaded."""
+        log = open(self.logs / f"{label.replace(' ', '-')}.log", "ab")
+        server = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_answers(port, "/floor")
             with CpuMeter({"floor server": lambda: [server.pid]}) as meter:
-                figures, _ = self.http_load("HTTP floor", {"port": port, "kind": "floor"}, Slots())
+                figures, _ = self.http_load(label, {"port": port, "kind": kind}, Slots())
             requests = figures["saturation"]["ok"] + figures["half"]["ok"]
             load_cpu = figures["saturation"]["cpu_s"] + figures["half"]["cpu_s"]
             figures["cpu"] = meter.result(requests, {"load generator": load_cpu})

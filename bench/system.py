@@ -197,7 +197,7 @@ def new_namespace() -> str:
     return f"bench{uuid.uuid4().hex[:8]}"
 
 
-def delete_namespace(url: str, namespace: str) -> None:
+def delete_namespace(url: str, namespace: str, *, extra_queues: tuple[str, ...] | list[str] = ()) -> None:
     """Remove every queue and the exchange a benchmark namespace made (they are durable): each
     stage's queue, ``.DQ`` and ``.XQ``, classic or quorum alike (deleting a queue by name does not
     depend on its type, and a quorum queue outlives its consumers just as a durable classic does)."""
@@ -210,6 +210,8 @@ def delete_namespace(url: str, namespace: str) -> None:
         for stage in STAGES:
             for suffix in ("", ".DQ", ".XQ"):
                 channel.queue_delete(f"{namespace}.{stage}{suffix}")
+        for queue in extra_queues:
+            channel.queue_delete(queue)
         channel.exchange_delete(f"{namespace}.notifications")
         connection.close()
 
