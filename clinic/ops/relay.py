@@ -19,11 +19,14 @@ from collections.abc import Callable
 
 from clinic import events, lifecycle, logs, store, webhooks
 from clinic.broker.dispatch import Dispatcher, rabbitmq_broker
+from clinic.broker.send_relay import SendRelay
 from clinic.config import Settings
+from clinic.store.sqlite import ClinicSqliteDatabase, CommitWatcher
 
 logger = logging.getLogger("clinic.relay")
 
-#: Seconds between looks at an idle event table (the notification's added latency, at worst).
+#: Seconds between looks at an idle event table when no commit wakes the relay sooner (SQLite's
+#: watcher does, within a couple of milliseconds; on PostgreSQL this is the added latency, at worst).
 INTERVAL = 0.05
 BATCH = 500
 
@@ -39,13 +42,23 @@ def relay_once(settings: Settings, send: Callable[[lifecycle.Step], object], *, 
         steps += [lifecycle.deliver(delivery_id) for delivery_id in webhooks.fan_out(batch)]
     for step in steps:
         send(step)
+    flush = getattr(send, "flush", None)
+    if flush is not None and not flush():  # a SendRelay: wait for RabbitMQ's confirms of the batch
+        raise TimeoutError("the broker did not confirm the batch")
     with store.database.connection_context():
         events.mark_relayed(row.id for row, _ in batch)
     return len(batch)
 
 
-def run(settings: Settings, send: Callable[[lifecycle.Step], object], stop: threading.Event) -> None:
-    """Relay until ``stop`` is set: at once while there is a backlog, every ``INTERVAL`` when idle."""
+def run(
+    settings: Settings,
+    send: Callable[[lifecycle.Step], object],
+    stop: threading.Event,
+    idle: Callable[[float, threading.Event], object] | None = None,
+) -> None:
+    """Relay until ``stop`` is set: at once while there is a backlog; when idle, ``idle`` waits for
+    the next commit (at most ``INTERVAL``), or the relay sleeps ``INTERVAL``."""
+    idle = idle or (lambda timeout, stop: stop.wait(timeout))
     while not stop.is_set():
         try:
             relayed = relay_once(settings, send)
@@ -54,7 +67,12 @@ def run(settings: Settings, send: Callable[[lifecycle.Step], object], stop: thre
             stop.wait(1.0)
             continue
         if relayed < BATCH:
-            stop.wait(INTERVAL)
+            idle(INTERVAL, stop)
+
+
+def commit_watcher(database) -> CommitWatcher | None:
+    """On SQLite, a watcher that wakes the relay a couple of milliseconds after any commit."""
+    return CommitWatcher(database.database) if isinstance(database, ClinicSqliteDatabase) else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     logs.configure(settings.log_format)
     logging.getLogger("pika").setLevel(logging.CRITICAL)
-    store.connect(settings.database_url)
-    send = Dispatcher(settings, rabbitmq_broker(settings)).send
+    database = store.connect(settings.database_url)
     if args.once:
+        send = Dispatcher(settings, rabbitmq_broker(settings)).send
         total = 0
         while relayed := relay_once(settings, send):
             total += relayed
@@ -76,8 +94,14 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    logger.info("relaying booking events every %.0f ms", INTERVAL * 1000)
-    run(settings, send, stop)
+    watcher = commit_watcher(database)
+    relay = SendRelay(settings)
+    if watcher is None:
+        logger.info("relaying booking events every %.0f ms", INTERVAL * 1000)
+    else:
+        logger.info("relaying booking events as they are committed")
+    run(settings, relay, stop, watcher.wait if watcher else None)
+    relay.close()
     return 0
 
 

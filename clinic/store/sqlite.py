@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import threading
+import time
 
 from playhouse.pool import PooledSqliteDatabase
 
@@ -89,3 +91,29 @@ def open_sqlite(path: str, **options) -> ClinicSqliteDatabase:
         stale_timeout=3600,
         **options,
     )
+
+
+class CommitWatcher:
+    """Wakes a poller when another connection commits to the file: SQLite's ``PRAGMA data_version``
+    changes then, and reading it touches no table (a few microseconds), so it can be read every
+    couple of milliseconds where a query for new rows would cost far more."""
+
+    def __init__(self, path: str, *, every: float = 0.002) -> None:
+        self.connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.every = every
+        self.seen = self._version()
+
+    def _version(self) -> int:
+        return self.connection.execute("PRAGMA data_version").fetchone()[0]
+
+    def wait(self, timeout: float, stop: threading.Event) -> bool:
+        """Return True as soon as a commit is seen, False after ``timeout`` or once ``stop`` is set."""
+        deadline = time.monotonic() + timeout
+        while not stop.wait(self.every):
+            version = self._version()
+            if version != self.seen:
+                self.seen = version
+                return True
+            if time.monotonic() >= deadline:
+                return False
+        return False

@@ -4,6 +4,10 @@ skips an event that commits after a later one (PostgreSQL)."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
+
 import pika
 import pytest
 from dramatiq import Message
@@ -13,6 +17,7 @@ from clinic.broker.dispatch import Dispatcher, rabbitmq_broker
 from clinic.config import Settings
 from clinic.ops.relay import relay_once
 from clinic.store import BookingEvent
+from clinic.store.sqlite import CommitWatcher
 from tests.support import free_port, slot
 
 
@@ -127,3 +132,20 @@ def test_an_id_a_rolled_back_transaction_took_is_skipped_once_it_settles(postgre
         newest = events.latest_id()
         assert newest == start + 2 and mark.safe(start) == newest
         assert [e.booking_id for e in events.events_after(settings, start, newest)] == [second.id]
+
+
+def test_the_commit_watcher_wakes_on_another_connections_commit_and_only_then(tmp_path):
+    path = str(tmp_path / "watched.db")
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE t (x)")
+    watcher = CommitWatcher(path)
+    stop = threading.Event()
+    started = time.monotonic()
+    assert watcher.wait(0.2, stop) is False  # nothing committed: it waits the whole timeout
+    assert time.monotonic() - started >= 0.2
+    threading.Timer(0.1, lambda: writer.execute("INSERT INTO t VALUES (1)")).start()
+    started = time.monotonic()
+    assert watcher.wait(5.0, stop) is True
+    assert time.monotonic() - started < 1.0  # woken by the commit, not by the timeout
+    stop.set()
+    assert watcher.wait(5.0, stop) is False  # a stop ends the wait at once
