@@ -73,9 +73,11 @@ def create_app(
     clock: Callable[[], float] = time.monotonic,
     metrics: CollectorRegistry | None = None,
     box: SecretBox | None = None,
+    commit: Callable[[Callable[[], None]], None] = store.in_transaction,
 ) -> falcon.App:
     """Build the API around a dispatcher that sends a pipeline step (``lifecycle.Step``). The settings
-    decide the access mode (``open_access``) and the per-key rate limit."""
+    decide the access mode (``open_access``) and the per-key rate limit; ``commit`` stores a new
+    booking (``store.GroupCommit`` in the API process)."""
     buckets = TokenBuckets(settings.rate_limit, clock=clock) if settings.rate_limit else None
     app = falcon.App(
         middleware=[
@@ -96,7 +98,7 @@ def create_app(
     if checks is None:
         checks = {"database": database_check, "broker": broker_check(settings.broker_url)}
     routes: dict[str, object] = {
-        "/book": BookingCollection(settings, dispatch, slot_examples=example_slots(settings)),
+        "/book": BookingCollection(settings, dispatch, slot_examples=example_slots(settings), commit=commit),
         "/booking/{booking_id}": BookingItem(settings),
         "/booking/{booking_id}/cancel": BookingCancel(settings),
         "/booking/{booking_id}/reschedule": BookingReschedule(
@@ -155,4 +157,6 @@ def get_app() -> falcon.App:
         dispatch=relay,
         dead_letters=DeadLetters(settings, broker=broker),
         metrics=metrics,
+        # New bookings of concurrent requests share a transaction: one commit, one fsync.
+        commit=store.GroupCommit(),
     )

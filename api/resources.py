@@ -18,7 +18,7 @@ from clinic import booking_list, bookings, idempotency, keys, lifecycle, slots
 from clinic.config import Settings
 from clinic.errors import InvalidField
 from clinic.lifecycle import Step
-from clinic.store import Booking
+from clinic.store import Booking, in_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +99,17 @@ class BookingCollection:
 
     scope = keys.CLIENT
 
-    def __init__(self, settings: Settings, dispatch: Callable[[Step], object], *, slot_examples=None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        dispatch: Callable[[Step], object],
+        *,
+        slot_examples=None,
+        commit: Callable[[Callable[[], None]], None] = in_transaction,
+    ) -> None:
         self.settings = settings
         self.send = Sender(dispatch)
+        self.commit = commit
         self.operations = {
             "post": Operation(
                 "requestBooking",
@@ -135,7 +143,7 @@ class BookingCollection:
         # idempotent request is recognised by it.
         body = req.get_media()
         if key is None:
-            booking = bookings.request_booking(self.settings, body, owner=caller(req), by=by(req))
+            booking = bookings.request_booking(self.settings, body, owner=caller(req), by=by(req), commit=self.commit)
             answer = idempotency.Answer(booking.id, 202, booking_json(self.settings, booking), replayed=False)
         else:
             answer = idempotency.request_booking_once(

@@ -20,7 +20,7 @@ import peewee
 from clinic.config import Settings
 from clinic.errors import BookingNotFound, InvalidField, RescheduleInFlight, TransitionRefused
 from clinic.schedule import parse_slot
-from clinic.store import Booking, BookingEvent, Compiled, column_values, database, utcnow
+from clinic.store import Booking, BookingEvent, Compiled, column_values, database, in_transaction, utcnow
 
 PENDING, CONFIRMED, REJECTED, CANCELLED = "pending", "confirmed", "rejected", "cancelled"
 STATUSES = (PENDING, CONFIRMED, REJECTED, CANCELLED)
@@ -133,14 +133,15 @@ def request_booking(
     by: str | None = None,
     now: Callable[[], datetime] = utcnow,
     new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    commit: Callable[[Callable[[], None]], None] = in_transaction,
 ) -> Booking:
     """Validate a booking request and store it as pending (``by``: the name of the key that asked);
-    raise InvalidField naming what is wrong."""
+    raise InvalidField naming what is wrong. ``commit`` runs the insert in a transaction and returns
+    once it is committed (the API passes a ``store.GroupCommit``)."""
     _only(body, REQUEST_FIELDS)
     patient = _text("patient", body.get("patient"), PATIENT_MAX_LENGTH)
     booking = _new_booking(settings, body, patient=patient, owner=owner, now=now, new_id=new_id)
-    with database.atomic():
-        _insert_pending(booking, by)
+    commit(lambda: _insert_pending(booking, by))
     return booking
 
 

@@ -12,6 +12,7 @@ from playhouse import db_url
 from playhouse.migrate import SchemaMigrator, migrate
 
 from clinic.store.compiled import Compiled, column_values
+from clinic.store.group_commit import GroupCommit, in_transaction
 from clinic.store.models import (
     ApiKey,
     BaseModel,
@@ -35,6 +36,7 @@ __all__ = [
     "Booking",
     "BookingEvent",
     "Compiled",
+    "GroupCommit",
     "IdempotencyRecord",
     "UTCDateTimeField",
     "WebhookDelivery",
@@ -44,6 +46,7 @@ __all__ = [
     "connect",
     "create_schema",
     "database",
+    "in_transaction",
     "open_session",
     "utcnow",
 ]
