@@ -26,9 +26,11 @@ def declare(
     *,
     calendar: AvailabilitySystem,
     publisher: Publisher,
+    send: Callable[[lifecycle.Step], object] | None = None,
 ) -> dict[str, dramatiq.Actor]:
-    """Declare the actors on ``broker``, with their collaborators; return them by actor name."""
-    route = Dispatcher(settings, broker).send
+    """Declare the actors on ``broker``, with their collaborators; return them by actor name.
+    ``send`` sends a step and returns once RabbitMQ confirmed it (by default through ``broker``)."""
+    route = send or Dispatcher(settings, broker).send
 
     def process_booking(booking_id: str) -> None:
         route(lifecycle.process(settings, booking_id, calendar))

@@ -14,6 +14,7 @@ from clinic import logs, store
 from clinic.availability import AvailabilitySystem
 from clinic.broker.dispatch import rabbitmq_broker
 from clinic.broker.notifications import Publisher
+from clinic.broker.send_relay import SendRelay
 from clinic.config import Settings
 from clinic.secretbox import SecretBox
 
@@ -30,11 +31,15 @@ def start() -> dramatiq.Broker:
     broker = rabbitmq_broker(settings, middleware_for(settings))
     dramatiq.set_broker(broker)
     store.connect(settings.database_url)
+    # Next steps and notifications go out through one publisher thread whose confirms the
+    # process's worker threads share; each still waits for its own before its message is acked.
+    relay = SendRelay(settings, exchanges=(settings.exchange,))
     declare(
         broker,
         settings,
         calendar=AvailabilitySystem(settings.unavailability_rate, settings.confirm_delay),
-        publisher=Publisher(settings.broker_url, settings.exchange),
+        publisher=Publisher(settings.broker_url, settings.exchange, relay=relay),
+        send=relay.send,
     )
     webhooks.declare(broker, settings, box=SecretBox.for_settings(settings))
     return broker

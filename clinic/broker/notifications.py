@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator
 import pika
 
 from clinic.broker import BROKER_ERRORS, parameters, with_backoff
+from clinic.broker.send_relay import SendRelay
 from clinic.lifecycle import Notification
 
 logger = logging.getLogger("clinic.notifications")
@@ -25,11 +26,13 @@ def declare_exchange(channel: pika.adapters.blocking_connection.BlockingChannel,
 
 class Publisher:
     """Publishes persistent notifications with publisher confirms, one connection per thread, to
-    whichever node of ``broker_url`` answers."""
+    whichever node of ``broker_url`` answers; or, given a ``SendRelay``, through its one publisher
+    thread, whose confirms the process's threads share (each still waits for its own)."""
 
-    def __init__(self, broker_url: str, exchange: str) -> None:
+    def __init__(self, broker_url: str, exchange: str, *, relay: SendRelay | None = None) -> None:
         self.parameters = parameters(broker_url)
         self.exchange = exchange
+        self.relay = relay
         self._local = threading.local()
 
     def publish(self, notification: Notification) -> None:
@@ -41,6 +44,10 @@ class Publisher:
             delivery_mode=pika.DeliveryMode.Persistent,
             message_id=notification.message_id,
         )
+        if self.relay is not None:  # the process's publisher thread; its confirms are shared
+            body, key = notification.encode(), notification.routing_key
+            self.relay.publish(self.exchange, key, body, properties, timeout=PUBLISH_RETRY_WINDOW)
+            return
 
         def attempt() -> None:
             try:

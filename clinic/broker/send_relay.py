@@ -18,9 +18,11 @@ import collections
 import logging
 import threading
 import time
+from typing import NamedTuple
 
 import pika
 from dramatiq import Message
+from dramatiq.errors import ConnectionClosed
 from pika.adapters.select_connection import IOLoop
 
 from clinic.broker import parameters
@@ -34,25 +36,46 @@ logger = logging.getLogger("clinic.send_relay")
 HELD_LIMIT = 100_000
 #: Seconds between attempts to reach a node again (each attempt tries the next node).
 RECONNECT_DELAY = 0.5
-#: A message is persistent (it survives a broker restart once confirmed), as Dramatiq sends it.
-PERSISTENT = pika.BasicProperties(delivery_mode=2)
+#: Seconds ``send`` waits for a confirm: as long as a worker's blocking send retries through an election.
+CONFIRM_TIMEOUT = 3.0
+
+
+class Outgoing(NamedTuple):
+    """One publish: to a queue (``exchange`` empty, ``routing_key`` the queue) or an exchange.
+    ``key`` (the message id) lets a sender wait for its own confirm."""
+
+    exchange: str
+    routing_key: str
+    body: bytes
+    properties: pika.BasicProperties
+    key: str | None
+
+
+def dramatiq_outgoing(message: Message) -> Outgoing:
+    """A Dramatiq message as its broker publishes it: persistent, to its queue."""
+    properties = pika.BasicProperties(delivery_mode=2, message_id=message.message_id)
+    return Outgoing("", message.queue_name, message.encode(), properties, message.message_id)
 
 
 class SendRelay:
     """``relay(step)`` queues the step's Dramatiq message and returns at once; a background
-    thread publishes it with a publisher confirm. ``flush`` waits until everything handed over is
-    confirmed; ``close`` flushes, then disconnects."""
+    thread publishes it with a publisher confirm. ``send`` and ``publish`` wait for their own
+    message's confirm; ``flush`` waits until everything handed over is confirmed; ``close``
+    flushes, then disconnects. ``exchanges`` are declared (direct, durable) on each connection,
+    like every stage's queues."""
 
-    def __init__(self, settings: Settings, *, held_limit: int = HELD_LIMIT) -> None:
+    def __init__(self, settings: Settings, *, held_limit: int = HELD_LIMIT, exchanges: tuple[str, ...] = ()) -> None:
         self.settings = settings
         self.held_limit = held_limit
+        self.exchanges = exchanges
         self._ioloop = IOLoop()
         self._nodes = parameters(settings.broker_url)
         self._attempt = 0
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._waiting: collections.deque[Message] = collections.deque()
-        self._unconfirmed: dict[int, Message] = {}
+        self._waiting: collections.deque[Outgoing] = collections.deque()
+        self._unconfirmed: dict[int, Outgoing] = {}
+        self._waiters: dict[str, list[threading.Event]] = {}  # by message id: set once it is confirmed
         self._wake_pending = False
         self._thread: threading.Thread | None = None
         self._connection: pika.SelectConnection | None = None
@@ -68,9 +91,40 @@ class SendRelay:
 
     def __call__(self, step: Step) -> None:
         """Hand the step over; nothing for a stop. Never blocks on the broker."""
+        if step.stage is not None:
+            self._hand_over(dramatiq_outgoing(message_for(self.settings, step)))
+
+    def send(self, step: Step, *, timeout: float = CONFIRM_TIMEOUT) -> Message | None:
+        """Hand the step over and wait for RabbitMQ's confirm of it (nothing for a stop): what a
+        worker does before it acks the message it is processing. Many threads waiting at once
+        share the relay's confirms. ConnectionClosed (Dramatiq's retry) if none comes in time;
+        the step is still held then and goes out later, which the idempotent actors absorb."""
         if step.stage is None:
-            return
+            return None
         message = message_for(self.settings, step)
+        self._hand_over_and_wait(dramatiq_outgoing(message), timeout)
+        return message
+
+    def publish(
+        self, exchange: str, routing_key: str, body: bytes, properties: pika.BasicProperties, *, timeout: float
+    ) -> None:
+        """Publish to an exchange and wait for the confirm (``properties.message_id`` is required);
+        ConnectionClosed if none comes within ``timeout``."""
+        self._hand_over_and_wait(Outgoing(exchange, routing_key, body, properties, properties.message_id), timeout)
+
+    def _hand_over_and_wait(self, outgoing: Outgoing, timeout: float) -> None:
+        confirmed = threading.Event()
+        with self._lock:
+            self._waiters.setdefault(outgoing.key, []).append(confirmed)
+        self._hand_over(outgoing)
+        if not confirmed.wait(timeout):
+            with self._lock:
+                waiting = self._waiters.get(outgoing.key, [])
+                if confirmed in waiting:
+                    waiting.remove(confirmed)
+            raise ConnectionClosed(TimeoutError(f"RabbitMQ did not confirm within {timeout:g}s"))
+
+    def _hand_over(self, message: Outgoing) -> None:
         with self._lock:
             if len(self._waiting) >= self.held_limit:
                 self._waiting.popleft()
@@ -152,11 +206,19 @@ class SendRelay:
 
     def _declare(self, remaining: list[tuple[str, dict]]) -> None:
         if not remaining:
-            self._ready = True
-            self._publish_waiting()
+            self._declare_exchanges(list(self.exchanges))
             return
         (name, arguments), rest = remaining[0], remaining[1:]
         self._channel.queue_declare(name, durable=True, arguments=arguments, callback=lambda _: self._declare(rest))
+
+    def _declare_exchanges(self, remaining: list[str]) -> None:
+        if not remaining:
+            self._ready = True
+            self._publish_waiting()
+            return
+        name, rest = remaining[0], remaining[1:]
+        callback = lambda _: self._declare_exchanges(rest)  # noqa: E731
+        self._channel.exchange_declare(name, exchange_type="direct", durable=True, callback=callback)
 
     def _publish_waiting(self) -> None:
         with self._lock:
@@ -167,8 +229,11 @@ class SendRelay:
             for message in batch:
                 self._tag += 1
                 self._unconfirmed[self._tag] = message
-        for message in batch:
-            self._channel.basic_publish("", message.queue_name, message.encode(), properties=PERSISTENT, mandatory=True)
+        for out in batch:
+            # A step's queue must exist (a publish to none is confirmed and lost: mandatory makes
+            # RabbitMQ return it); an exchange with no subscriber bound is normal.
+            mandatory = not out.exchange
+            self._channel.basic_publish(out.exchange, out.routing_key, out.body, out.properties, mandatory)
 
     def _on_confirm(self, frame) -> None:
         method = frame.method
@@ -179,12 +244,15 @@ class SendRelay:
                 retry = True
             else:
                 self.confirmed += len(settled)
+                for out in settled:
+                    for waiter in self._waiters.pop(out.key, ()) if out.key is not None else ():
+                        waiter.set()
                 retry = False
             self._changed.notify_all()
         if retry:
             self._ioloop.call_later(RECONNECT_DELAY, self._publish_waiting)
 
-    def _settle(self, tag: int, multiple: bool) -> list[Message]:
+    def _settle(self, tag: int, multiple: bool) -> list[Outgoing]:
         """Take the confirmed messages out of the unconfirmed ones (tags ascend in the dict's order)."""
         if not multiple:
             return [self._unconfirmed.pop(tag)] if tag in self._unconfirmed else []
@@ -199,7 +267,8 @@ class SendRelay:
         """A message no queue took (a queue deleted under us): declare again and send it again."""
         logger.warning("a message to %s found no queue; declaring the queues again", method.routing_key)
         with self._lock:
-            self._waiting.appendleft(Message.decode(body))
+            returned = Outgoing(method.exchange, method.routing_key, body, properties, properties.message_id)
+            self._waiting.appendleft(returned)
             self._ready = False
         self._declare(self._queues())
 

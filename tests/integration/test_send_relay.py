@@ -10,11 +10,15 @@ import threading
 import time
 
 import pika
+import pytest
 from dramatiq import Message
+from dramatiq.errors import ConnectionClosed
 
 from clinic import lifecycle
+from clinic.broker.notifications import Publisher
 from clinic.broker.send_relay import SendRelay
 from clinic.config import Settings
+from clinic.lifecycle import Notification
 from tests.support import free_port
 
 
@@ -174,3 +178,45 @@ def test_beyond_its_limit_the_relay_drops_the_oldest_for_the_sweeper(namespace, 
         relay.close()
         proxy.close()
     assert sorted(m.args[0] for m in processor_queue(rabbitmq, settings)) == [f"booking-{n}" for n in range(3, 8)]
+
+
+def test_send_returns_once_its_own_step_is_confirmed_and_raises_when_none_comes(namespace, rabbitmq):
+    proxy = CuttableProxy()
+    settings = relay_settings(namespace, proxy.url())
+    relay = SendRelay(settings)
+    try:
+        message = relay.send(lifecycle.accepted("booking-1"), timeout=20)
+        assert relay.held == 0 and relay.confirmed == 1
+        assert [m.message_id for m in processor_queue(rabbitmq, settings)] == [message.message_id]
+        proxy.away = True
+        proxy.cut()
+        with pytest.raises(ConnectionClosed):  # Dramatiq retries the worker's message then
+            relay.send(lifecycle.accepted("booking-2"), timeout=1)
+        assert relay.held == 1  # still held: it goes out once the broker is back
+        proxy.away = False
+        assert relay.flush(timeout=20)
+    finally:
+        relay.close()
+        proxy.close()
+    assert [m.args[0] for m in processor_queue(rabbitmq, settings)] == ["booking-2"]
+
+
+def test_notifications_through_the_relay_reach_a_bound_queue_and_need_no_subscriber(namespace, rabbitmq):
+    settings = relay_settings(namespace, rabbitmq)
+    relay = SendRelay(settings, exchanges=(settings.exchange,))
+    publisher = Publisher(rabbitmq, settings.exchange, relay=relay)
+    confirmed = Notification(f"{namespace}-1.confirmed", "confirmed", {"booking_id": f"{namespace}-1"})
+    try:
+        publisher.publish(confirmed)  # no queue bound yet: confirmed all the same, not returned
+        connection = pika.BlockingConnection(pika.URLParameters(rabbitmq))
+        channel = connection.channel()
+        queue = channel.queue_declare("", exclusive=True).method.queue
+        channel.queue_bind(queue, settings.exchange, routing_key="confirmed")
+        publisher.publish(confirmed)
+        method, properties, body = channel.basic_get(queue, auto_ack=True)
+        connection.close()
+    finally:
+        relay.close()
+    assert method is not None and properties.message_id == confirmed.message_id
+    assert body == confirmed.encode()
+    assert relay.confirmed == 2
