@@ -325,6 +325,8 @@ class Benchmark:
         groups = {"api": system.api_pids}
         for part in system.workers.values():
             groups[part.name] = lambda part=part: group(part)
+        for name in ("relay", "sweeper"):  # started with the workers
+            groups[name] = lambda name=name: [getattr(system, name).process.pid] if getattr(system, name) else []
         groups["rabbitmq"] = lambda: pids_named("beam.smp")
         if self.database == "postgresql":
             groups["postgresql"] = lambda: pids_named("postgres")
