@@ -24,3 +24,11 @@ def start_clinic(clinic_env, tmp_path):
     yield start
     for running in started:
         running.stop()
+
+
+@pytest.fixture
+def clinic_on_each_database(clinic_env, database_url, tmp_path):
+    """A running ``clinic up`` on a SQLite file, then (the test runs twice) on PostgreSQL."""
+    running = Clinic({**clinic_env, "CLINIC_DATABASE_URL": database_url}, tmp_path / "clinic.log").start()
+    yield running
+    running.stop()

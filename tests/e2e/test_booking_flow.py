@@ -7,7 +7,8 @@ import pika
 from tests.support import Subscriber, http, slot, wait_until
 
 
-def test_a_booking_is_accepted_at_once_then_confirmed_and_announced(clinic, rabbitmq, namespace):
+def test_a_booking_is_accepted_at_once_then_confirmed_and_announced(clinic_on_each_database, rabbitmq, namespace):
+    clinic = clinic_on_each_database
     with Subscriber(rabbitmq, namespace) as subscriber:
         when = slot(10, 30)
         response = clinic.book("Ana Pérez", when)

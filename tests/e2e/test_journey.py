@@ -34,7 +34,8 @@ def confirmed(clinic, when: str, doctor_id: int) -> str:
     return booking_id
 
 
-def test_a_booked_slot_leaves_the_free_slots_and_comes_back_after_cancel(clinic, rabbitmq, namespace):
+def test_a_booked_slot_leaves_the_free_slots_and_comes_back_after_cancel(clinic_on_each_database, rabbitmq, namespace):
+    clinic = clinic_on_each_database
     when = slot(9, 30)
     assert (when, 2) in free(clinic, when)
     with Subscriber(rabbitmq, namespace) as subscriber:
@@ -54,7 +55,10 @@ def test_a_booked_slot_leaves_the_free_slots_and_comes_back_after_cancel(clinic,
     assert clinic.booking(rebooked)["status"] == "confirmed"
 
 
-def test_a_reschedule_to_a_free_slot_confirms_the_new_and_cancels_the_original(clinic, rabbitmq, namespace):
+def test_a_reschedule_to_a_free_slot_confirms_the_new_and_cancels_the_original(
+    clinic_on_each_database, rabbitmq, namespace
+):
+    clinic = clinic_on_each_database
     original = confirmed(clinic, slot(10, 0), 1)
     with Subscriber(rabbitmq, namespace) as subscriber:
         moved = clinic.http("POST", f"/booking/{original}/reschedule", {"slot": slot(15, 0), "doctor_id": 2})

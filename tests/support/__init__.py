@@ -233,6 +233,11 @@ class Clinic:
         mains = [pid for pid, cmd in _processes() if pattern in cmd and "dramatiq" in cmd]
         return [pid for pid, _ in _processes() if _parent(pid) in mains]
 
+    def api_pids(self) -> list[int]:
+        """PIDs of the API's waitress processes serving this clinic's port."""
+        pattern = f"--port {self.port} "
+        return [pid for pid, cmd in _processes() if "api.serve" in cmd and pattern in cmd + " "]
+
     def http(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, **kw) -> Response:
         """``http`` to this clinic, with its client key unless the headers carry an Authorization."""
         headers = dict(headers or {})
