@@ -31,7 +31,9 @@ _TOKEN = re.compile(r"^ck_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 _NO_SUCH_HASH = hashlib.sha256(b"no such key").hexdigest()
 # Every request with a key runs this lookup, so its SQL is built once (Peewee would build it anew
 # each time, half of the lookup's cost); still read per request, so a revocation counts at once.
-_KEY_BY_ID = Compiled(lambda id: ApiKey.select().where(ApiKey.id == id))
+_KEY_BY_ID = Compiled(
+    lambda id: ApiKey.select(ApiKey.secret_hash, ApiKey.revoked_at, ApiKey.scope, ApiKey.name).where(ApiKey.id == id)
+)
 
 
 @dataclass(frozen=True)
@@ -74,14 +76,13 @@ def authenticate(token: str | None, scope: str) -> Principal:
         raise NotAuthenticated(_required(scope), scope=scope)
     match = _TOKEN.match(token)
     key_id, secret = match.groups() if match else ("", token)
-    found = _KEY_BY_ID.rows(id=key_id) if key_id else []
-    key = found[0] if found else None
-    expected = key.secret_hash if key is not None else _NO_SUCH_HASH
-    if not hmac.compare_digest(_hash(secret), expected) or key is None or key.revoked_at is not None:
+    found = _KEY_BY_ID.tuples(id=key_id) if key_id else []
+    secret_hash, revoked_at, key_scope, name = found[0] if found else (_NO_SUCH_HASH, None, None, None)
+    if not hmac.compare_digest(_hash(secret), secret_hash) or not found or revoked_at is not None:
         raise NotAuthenticated("the API key is not valid", scope=scope)
-    if key.scope not in GRANTED_BY[scope]:
+    if key_scope not in GRANTED_BY[scope]:
         raise NotAuthenticated(_required(scope), scope=scope)
-    return Principal(key.id, key.scope, key.name)
+    return Principal(key_id, key_scope, name)
 
 
 def revoke(key_id: str, *, now: Callable[[], datetime] = utcnow) -> ApiKey:

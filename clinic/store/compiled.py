@@ -45,6 +45,12 @@ class Compiled:
         query, sql, params = self._sql(values)
         return list(query.model.raw(sql, *params))
 
+    def tuples(self, **values) -> list[tuple]:
+        """Run a SELECT; rows come back as plain tuples of the database's values, unconverted
+        (cheaper than model instances, for a hot lookup that needs only a few raw columns)."""
+        _, sql, params = self._sql(values)
+        return database.execute_sql(sql, params).fetchall()
+
     def execute(self, **values) -> int:
         """Run an INSERT, UPDATE or DELETE; return how many rows it touched."""
         _, sql, params = self._sql(values)
