@@ -63,7 +63,8 @@ def get_app() -> falcon.App:
     with store.database.connection_context():
         store.database.execute_sql(f"CREATE TABLE IF NOT EXISTS {TABLE} (id VARCHAR(36) PRIMARY KEY, body TEXT)")
     connection = pika.BlockingConnection(parameters(settings.broker_url))
-    connection.channel().queue_declare(settings.queue(STAGE), durable=True)
+    arguments = {"x-queue-type": "quorum"} if settings.queue_type == "quorum" else {}
+    connection.channel().queue_declare(settings.queue(STAGE), durable=True, arguments=arguments)
     connection.close()
     app = falcon.App()
     app.add_route("/floor", SameWork(settings))
