@@ -25,6 +25,7 @@ from clinic.store.models import (
     database,
     utcnow,
 )
+from clinic.store.postgres import install_event_notice
 from clinic.store.sqlite import open_sqlite
 
 MODELS: list[type[BaseModel]] = [Booking, BookingEvent, ApiKey, IdempotencyRecord, WebhookEndpoint, WebhookDelivery]
@@ -91,6 +92,8 @@ def create_schema() -> None:
             # safe=True creates each missing table and each missing index (IF NOT EXISTS), so an
             # index added in a later version is created on an existing database too.
             database.create_tables(MODELS, safe=True)
+            if isinstance(database.obj, peewee.PostgresqlDatabase):
+                install_event_notice(database.obj, BookingEvent._meta.table_name)
 
 
 def _add_missing_columns() -> None:

@@ -15,7 +15,7 @@ from dramatiq import Message
 from clinic import bookings, events, store
 from clinic.broker.dispatch import Dispatcher, rabbitmq_broker
 from clinic.config import Settings
-from clinic.ops.relay import relay_once
+from clinic.ops.relay import commit_watcher, relay_once
 from clinic.store import BookingEvent
 from clinic.store.sqlite import CommitWatcher
 from tests.support import free_port, slot
@@ -149,3 +149,29 @@ def test_the_commit_watcher_wakes_on_another_connections_commit_and_only_then(tm
     assert time.monotonic() - started < 1.0  # woken by the commit, not by the timeout
     stop.set()
     assert watcher.wait(5.0, stop) is False  # a stop ends the wait at once
+
+
+@pytest.mark.postgresql
+def test_a_committed_event_wakes_the_relay_on_postgresql_and_a_rolled_back_one_does_not(postgres_url, settings):
+    database = store.connect(postgres_url)
+    store.create_schema()
+    watcher = commit_watcher(database)
+    stop = threading.Event()
+    assert watcher.wait(0.3, stop) is False  # nothing committed yet
+
+    with store.database.connection_context():
+        with pytest.raises(RuntimeError):
+            with store.database.atomic():
+                bookings.request_booking(settings, {"patient": "Ana Pérez", "slot": slot(10)})
+                raise RuntimeError("rolled back")
+    assert watcher.wait(0.5, stop) is False  # the insert of a rolled-back transaction says nothing
+
+    def commit_one() -> None:
+        with store.database.connection_context():
+            bookings.request_booking(settings, {"patient": "Ana Pérez", "slot": slot(11)})
+
+    threading.Timer(0.1, commit_one).start()
+    started = time.monotonic()
+    assert watcher.wait(5.0, stop) is True
+    assert time.monotonic() - started < 1.0  # woken by the commit, not by the timeout
+    database.close_all()
