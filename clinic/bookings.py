@@ -252,19 +252,24 @@ def _insert_pending(booking: Booking, by: str | None) -> None:
     _INSERT_EVENT.execute(booking=booking.id, status=PENDING, reason=None, at=row["created_at"], by=by)
 
 
+_OWNED_BOOKING = Compiled(lambda id, owner: Booking.select().where(Booking.id == id, Booking.owner == owner))
+_HISTORY = Compiled(
+    lambda booking: (
+        BookingEvent.select().where(BookingEvent.booking == booking).order_by(BookingEvent.at, BookingEvent.id)
+    )
+)
+
+
 def get_booking(booking_id: str, *, owner: str | None = None) -> Booking:
     """The booking with that id, if it exists and (when ``owner`` is given) belongs to that owner."""
     try:
         canonical = str(uuid.UUID(booking_id))
     except (ValueError, TypeError, AttributeError):
         raise BookingNotFound(booking_id) from None
-    query = Booking.select().where(Booking.id == canonical)
-    if owner is not None:
-        query = query.where(Booking.owner == owner)
-    booking = query.first()
-    if booking is None:
+    found = _BOOKING_BY_ID.rows(id=canonical) if owner is None else _OWNED_BOOKING.rows(id=canonical, owner=owner)
+    if not found:
         raise BookingNotFound(canonical)
-    return booking
+    return found[0]
 
 
 _STATUSES_OF = Compiled(lambda id: BookingEvent.select(BookingEvent.status).where(BookingEvent.booking == id))
@@ -276,7 +281,8 @@ def statuses_of(booking_id: str) -> set[str]:
 
 
 def history(booking: Booking) -> list[BookingEvent]:
-    return list(booking.events.order_by(BookingEvent.at, BookingEvent.id))
+    """The booking's status changes, oldest first (compiled: every GET of a booking reads them)."""
+    return _HISTORY.rows(booking=booking.id)
 
 
 class Outcome(enum.Enum):
