@@ -114,6 +114,14 @@ def table(results: dict) -> str:
         )
         for s in results["scaling"]
     ]
+    if counted := results.get("statements"):
+        rows.append(
+            (
+                "SQL per booking (statements, commits)",
+                f"{sum(p['statements'] for p in counted.values())} statements",
+                ", ".join(f"{part} {p['statements']}/{p['commits']}" for part, p in counted.items()),
+            )
+        )
     memory = results["memory"]
     rows.append(
         ("peak RSS", f"API {memory['api_peak_rss_mib']} MiB", f"workers up to {memory['max_worker_peak_rss_mib']} MiB")

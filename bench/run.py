@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import REPO, broker_floor, free_slots, integrity
+from bench import REPO, broker_floor, free_slots, integrity, statements
 from bench.arrivals import Arrivals
 from bench.cpu import CpuMeter, pids_named
 from bench.driver import drive
@@ -85,6 +85,7 @@ class Benchmark:
             "same_work": self.same_work_floor(),
             "broker": self.broker_floor(),
         }
+        self.results["statements"] = statements.count(statements.bench_env())
         self.results["slots"] = self.free_slots()
         (api_processes, worker_processes), *others = self.plan.scaling
         first = self.system(api_processes, worker_processes, full=True)

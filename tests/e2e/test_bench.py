@@ -19,6 +19,8 @@ FIGURES = [
     ("floors", "same_work", "saturation", "rps"),
     ("floors", "same_work", "half", "p99_ms"),
     ("floors", "broker", "rate"),
+    ("statements", "api", "statements"),
+    ("statements", "confirmer", "commits"),
     ("api", "post_book", "saturation", "rps"),
     ("api", "post_book", "saturation", "p50_ms"),
     ("api", "post_book", "saturation", "p99_ms"),
