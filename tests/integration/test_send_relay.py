@@ -91,9 +91,10 @@ def processor_queue(rabbitmq: str, settings: Settings) -> list[Message]:
         connection.close()
 
 
-def test_every_step_handed_over_reaches_the_processor_queue_confirmed(namespace, rabbitmq):
+@pytest.mark.parametrize("gather", [0.0, 0.005])
+def test_every_step_handed_over_reaches_the_processor_queue_confirmed(namespace, rabbitmq, gather):
     settings = relay_settings(namespace, rabbitmq)
-    relay = SendRelay(settings)
+    relay = SendRelay(settings, gather=gather)
     ids = [f"booking-{n}" for n in range(500)]
     try:
         for booking_id in ids:
