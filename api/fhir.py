@@ -62,7 +62,8 @@ def base_url(req: falcon.Request) -> str:
 
 def _doctor(settings: Settings, doctor_id: str) -> bookings.Doctor:
     roster = bookings.roster(settings)
-    if not doctor_id.isdigit() or not 1 <= int(doctor_id) <= len(roster):
+    # ASCII digits only: str.isdigit() also takes "³" and other digits int() refuses.
+    if not (doctor_id.isascii() and doctor_id.isdigit()) or not 1 <= int(doctor_id) <= len(roster):
         raise falcon.HTTPNotFound(description="no such resource")
     return roster[int(doctor_id) - 1]
 

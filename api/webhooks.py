@@ -55,7 +55,7 @@ def delivery_json(delivery: WebhookDelivery) -> dict:
             type=delivery.type,
             status=delivery.status,
             attempts=delivery.attempts,
-            last_response=int(last) if last and last.isdigit() else last,
+            last_response=int(last) if last and last.isascii() and last.isdigit() else last,
             next_attempt_at=delivery.next_attempt_at.isoformat() if delivery.next_attempt_at else None,
         )
     )
