@@ -12,19 +12,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Callable
 
-import peewee
-
-from clinic import events, lifecycle, logs, store, webhooks
+from clinic import events, lifecycle, store, webhooks
 from clinic.broker.dispatch import Dispatcher, rabbitmq_broker
 from clinic.broker.send_relay import SendRelay
 from clinic.config import Settings
-from clinic.store.postgres import NoticeWatcher
-from clinic.store.sqlite import ClinicSqliteDatabase, CommitWatcher
+from clinic.ops import process
 
 logger = logging.getLogger("clinic.relay")
 
@@ -73,25 +69,12 @@ def run(
             idle(INTERVAL, stop)
 
 
-def commit_watcher(database) -> CommitWatcher | NoticeWatcher | None:
-    """What wakes the relay as soon as an event is committed: on SQLite, a change of the file's
-    ``data_version`` (read every 2 ms); on PostgreSQL, the event table's ``NOTIFY``."""
-    if isinstance(database, ClinicSqliteDatabase):
-        return CommitWatcher(database.database)
-    if isinstance(database, peewee.PostgresqlDatabase):
-        return NoticeWatcher(database)
-    return None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="clinic relay", description=__doc__.split("\n\n")[0])
     parser.add_argument("--once", action="store_true", help="relay what is waiting once and exit")
     args = parser.parse_args(argv)
     # The relay's composition root: settings, logs, database, and a broker that only sends.
-    settings = Settings.from_env()
-    logs.configure(settings.log_format)
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
-    database = store.connect(settings.database_url)
+    settings, database = process.start()
     if args.once:
         send = Dispatcher(settings, rabbitmq_broker(settings)).send
         total = 0
@@ -99,10 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             total += relayed
         print(total)
         return 0
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    watcher = commit_watcher(database)
+    stop = process.stop_on_signals()
+    watcher = store.commit_watcher(database)
     relay = SendRelay(settings)
     if watcher is None:
         logger.info("relaying booking events every %.0f ms", INTERVAL * 1000)

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from clinic import bookings, lifecycle, logs, store
+from clinic import bookings, lifecycle, store
 from clinic.broker.dispatch import Dispatcher, rabbitmq_broker
 from clinic.config import Settings
+from clinic.ops import process
 from clinic.store import utcnow
 
 logger = logging.getLogger("clinic.sweeper")
@@ -40,17 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="sweep once and exit")
     args = parser.parse_args(argv)
     # The sweeper's composition root: settings, logs, database, and a broker that only sends.
-    settings = Settings.from_env()
-    logs.configure(settings.log_format)
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
-    store.connect(settings.database_url)
+    settings, _ = process.start()
     send = Dispatcher(settings, rabbitmq_broker(settings)).send
     if args.once:
         print(sweep_once(settings, send))
         return 0
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = process.stop_on_signals()
     interval = max(1.0, min(settings.sweep_after / 4, 15.0))
     logger.info("sweeping every %.0fs for bookings pending longer than %ss", interval, settings.sweep_after)
     while not stop.wait(interval):

@@ -25,8 +25,8 @@ from clinic.store.models import (
     database,
     utcnow,
 )
-from clinic.store.postgres import install_event_notice
-from clinic.store.sqlite import open_sqlite
+from clinic.store.postgres import NoticeWatcher, install_event_notice
+from clinic.store.sqlite import ClinicSqliteDatabase, CommitWatcher, open_sqlite
 
 MODELS: list[type[BaseModel]] = [Booking, BookingEvent, ApiKey, IdempotencyRecord, WebhookEndpoint, WebhookDelivery]
 
@@ -43,6 +43,7 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEndpoint",
     "close_session",
+    "commit_watcher",
     "column_values",
     "connect",
     "create_schema",
@@ -70,6 +71,17 @@ def connect(url: str) -> peewee.Database:
         db = db_url.connect(url)
     database.initialize(db)
     return db
+
+
+def commit_watcher(db: peewee.Database) -> CommitWatcher | NoticeWatcher | None:
+    """What wakes a poller (the relay) as soon as another connection commits: on SQLite, a change
+    of the file's ``data_version`` (read every 2 ms); on PostgreSQL, the event table's ``NOTIFY``
+    (:func:`create_schema` installs its trigger); None for any other database."""
+    if isinstance(db, ClinicSqliteDatabase):
+        return CommitWatcher(db.database)
+    if isinstance(db, peewee.PostgresqlDatabase):
+        return NoticeWatcher(db)
+    return None
 
 
 def open_session() -> None:

@@ -15,7 +15,7 @@ from dramatiq import Message
 from clinic import bookings, events, store
 from clinic.broker.dispatch import Dispatcher, rabbitmq_broker
 from clinic.config import Settings
-from clinic.ops.relay import commit_watcher, relay_once
+from clinic.ops.relay import relay_once
 from clinic.store import BookingEvent
 from clinic.store.sqlite import CommitWatcher
 from tests.support import free_port, slot
@@ -155,7 +155,7 @@ def test_the_commit_watcher_wakes_on_another_connections_commit_and_only_then(tm
 def test_a_committed_event_wakes_the_relay_on_postgresql_and_a_rolled_back_one_does_not(postgres_url, settings):
     database = store.connect(postgres_url)
     store.create_schema()
-    watcher = commit_watcher(database)
+    watcher = store.commit_watcher(database)
     stop = threading.Event()
     assert watcher.wait(0.3, stop) is False  # nothing committed yet
 
