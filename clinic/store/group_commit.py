@@ -52,7 +52,7 @@ class GroupCommit:
         self._queue: queue.SimpleQueue[_Write] = queue.SimpleQueue()
         self._start = threading.Lock()
         self._thread: threading.Thread | None = None
-        #: Transactions committed and writes in them, since the start (the bench reports them).
+        #: Transactions committed and the writes in them, since the start (how much was shared).
         self.transactions = 0
         self.writes = 0
 
