@@ -38,7 +38,7 @@ def start() -> dramatiq.Broker:
         broker,
         settings,
         calendar=AvailabilitySystem(settings.unavailability_rate, settings.confirm_delay),
-        publisher=Publisher(settings.broker_url, settings.exchange, relay=relay),
+        publisher=Publisher(settings.exchange, relay),
         send=relay.send,
     )
     webhooks.declare(broker, settings, box=SecretBox.for_settings(settings))

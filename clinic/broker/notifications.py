@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
 import pika
 
-from clinic.broker import BROKER_ERRORS, parameters, with_backoff
+from clinic.broker import BROKER_ERRORS, parameters
 from clinic.broker.send_relay import SendRelay
 from clinic.lifecycle import Notification
 
 logger = logging.getLogger("clinic.notifications")
 
-#: Seconds a publish keeps retrying (reconnecting, maybe to another node) before it raises.
+#: Seconds a publish waits for its confirm (the relay reconnecting, maybe to another node) before it raises.
 PUBLISH_RETRY_WINDOW = 3.0
 
 
@@ -25,62 +24,25 @@ def declare_exchange(channel: pika.adapters.blocking_connection.BlockingChannel,
 
 
 class Publisher:
-    """Publishes persistent notifications with publisher confirms, one connection per thread, to
-    whichever node of ``broker_url`` answers; or, given a ``SendRelay``, through its one publisher
-    thread, whose confirms the process's threads share (each still waits for its own)."""
+    """Publishes persistent notifications with publisher confirms through the process's
+    ``SendRelay``: one publisher thread, whose confirms the process's threads share; each
+    ``publish`` still returns only once its own message is confirmed."""
 
-    def __init__(self, broker_url: str, exchange: str, *, relay: SendRelay | None = None) -> None:
-        self.parameters = parameters(broker_url)
+    def __init__(self, exchange: str, relay: SendRelay) -> None:
         self.exchange = exchange
         self.relay = relay
-        self._local = threading.local()
 
     def publish(self, notification: Notification) -> None:
-        """Return once RabbitMQ has confirmed the message; raise if it could not be published. A
-        connection that went stale while idle, or whose node went away, is replaced (with a short
-        backoff, for a cluster electing new leaders)."""
+        """Return once RabbitMQ has confirmed the message; ConnectionClosed (so Dramatiq retries)
+        when no confirm comes within ``PUBLISH_RETRY_WINDOW``, while the relay reconnects, maybe
+        to another node."""
         properties = pika.BasicProperties(
             content_type="application/json",
             delivery_mode=pika.DeliveryMode.Persistent,
             message_id=notification.message_id,
         )
-        if self.relay is not None:  # the process's publisher thread; its confirms are shared
-            body, key = notification.encode(), notification.routing_key
-            self.relay.publish(self.exchange, key, body, properties, timeout=PUBLISH_RETRY_WINDOW)
-            return
-
-        def attempt() -> None:
-            try:
-                self._channel().basic_publish(
-                    exchange=self.exchange,
-                    routing_key=notification.routing_key,
-                    body=notification.encode(),
-                    properties=properties,
-                )
-            except BROKER_ERRORS:
-                self.close()
-                raise
-
-        with_backoff(attempt, BROKER_ERRORS, within=PUBLISH_RETRY_WINDOW)
-
-    def _channel(self):
-        channel = getattr(self._local, "channel", None)
-        if channel is None or not channel.is_open:
-            connection = pika.BlockingConnection(self.parameters)
-            channel = connection.channel()
-            channel.confirm_delivery()
-            declare_exchange(channel, self.exchange)
-            self._local.connection, self._local.channel = connection, channel
-        return channel
-
-    def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        self._local.connection = self._local.channel = None
-        if connection is not None and connection.is_open:
-            try:
-                connection.close()
-            except BROKER_ERRORS:
-                pass
+        body, key = notification.encode(), notification.routing_key
+        self.relay.publish(self.exchange, key, body, properties, timeout=PUBLISH_RETRY_WINDOW)
 
 
 def subscribe(

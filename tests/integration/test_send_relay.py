@@ -205,7 +205,7 @@ def test_send_returns_once_its_own_step_is_confirmed_and_raises_when_none_comes(
 def test_notifications_through_the_relay_reach_a_bound_queue_and_need_no_subscriber(namespace, rabbitmq):
     settings = relay_settings(namespace, rabbitmq)
     relay = SendRelay(settings, exchanges=(settings.exchange,))
-    publisher = Publisher(rabbitmq, settings.exchange, relay=relay)
+    publisher = Publisher(settings.exchange, relay)
     confirmed = Notification(f"{namespace}-1.confirmed", "confirmed", {"booking_id": f"{namespace}-1"})
     try:
         publisher.publish(confirmed)  # no queue bound yet: confirmed all the same, not returned
