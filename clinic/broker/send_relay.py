@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
 import threading
 import time
 from typing import NamedTuple
@@ -62,10 +63,12 @@ class SendRelay:
     thread publishes it with a publisher confirm. ``send`` and ``publish`` wait for their own
     message's confirm; ``flush`` waits until everything handed over is confirmed; ``close``
     flushes, then disconnects. ``exchanges`` are declared (direct, durable) on each connection,
-    like every stage's queues. With ``gather`` the thread waits that many seconds after being
-    woken, so that the messages of that moment go out in one round: each wake-up takes the GIL
-    from the threads that hand messages over, which for one message at a time cost the API more
-    than the publishing itself. For fire-and-forget use (the API), not for a sender that waits."""
+    like every stage's queues. With ``gather`` the thread publishes at most one round every that
+    many seconds: a message handed over when the last round is older goes out at once, the
+    messages of a busy moment wait for the next round and go out together. Each wake-up takes the
+    GIL from the threads that hand messages over, which, woken for every message under load, cost
+    the API more than the publishing itself. For fire-and-forget use (the API), not for a sender
+    that waits."""
 
     def __init__(
         self,
@@ -88,6 +91,7 @@ class SendRelay:
         self._unconfirmed: dict[int, Outgoing] = {}
         self._waiters: dict[str, list[threading.Event]] = {}  # by message id: set once it is confirmed
         self._wake_pending = False
+        self._last_round = -math.inf  # time.monotonic() of the last round published
         self._thread: threading.Thread | None = None
         self._connection: pika.SelectConnection | None = None
         self._channel = None
@@ -232,8 +236,9 @@ class SendRelay:
         self._channel.exchange_declare(name, exchange_type="direct", durable=True, callback=callback)
 
     def _publish_soon(self) -> None:
-        if self.gather:
-            self._ioloop.call_later(self.gather, self._publish_waiting)
+        wait = self._last_round + self.gather - time.monotonic()
+        if wait > 0:
+            self._ioloop.call_later(wait, self._publish_waiting)
         else:
             self._publish_waiting()
 
@@ -242,6 +247,7 @@ class SendRelay:
             self._wake_pending = False
             if not self._ready:
                 return
+            self._last_round = time.monotonic()
             batch, self._waiting = self._waiting, collections.deque()
             for message in batch:
                 self._tag += 1

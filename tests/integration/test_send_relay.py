@@ -109,6 +109,26 @@ def test_every_step_handed_over_reaches_the_processor_queue_confirmed(namespace,
     assert {m.actor_name for m in messages} == {"process_booking"}
 
 
+def test_with_gather_a_step_after_a_quiet_moment_goes_at_once_and_a_busy_moment_waits_its_turn(namespace, rabbitmq):
+    settings = relay_settings(namespace, rabbitmq)
+    relay = SendRelay(settings, gather=0.6)
+
+    def confirmed_after(booking_id: str) -> float:
+        started = time.monotonic()
+        relay(lifecycle.accepted(booking_id))
+        assert relay.flush(timeout=10)
+        return time.monotonic() - started
+
+    try:
+        confirmed_after("warm-up")  # connected, queues declared
+        time.sleep(0.7)  # the last round is older than the gather
+        assert confirmed_after("quiet") < 0.3  # no wait for company
+        assert confirmed_after("busy") > 0.4  # right after a round: waits for the next
+    finally:
+        relay.close()
+    assert [list(m.args) for m in processor_queue(rabbitmq, settings)] == [["warm-up"], ["quiet"], ["busy"]]
+
+
 def test_a_connection_cut_mid_stream_loses_no_step(namespace, rabbitmq):
     proxy = CuttableProxy()
     settings = relay_settings(namespace, proxy.url())
