@@ -95,10 +95,18 @@ def close_session() -> None:
         database.close()
 
 
+#: The PostgreSQL advisory lock key that schema changes hold (any fixed number of our own).
+SCHEMA_LOCK = 0x636C696E6963  # "clinic"
+
+
 def create_schema() -> None:
     """Create missing tables, columns and indexes; safe to run any number of times."""
     with database.connection_context():
         with database.atomic():
+            if isinstance(database.obj, peewee.PostgresqlDatabase):
+                # Processes that start together (API processes, replicas) take turns: two trigger
+                # installs at once deadlock each other. Released when the transaction ends.
+                database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             # Columns first: an index of an existing table may name a column it does not have yet.
             _add_missing_columns()
             # safe=True creates each missing table and each missing index (IF NOT EXISTS), so an

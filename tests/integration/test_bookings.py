@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -164,3 +166,16 @@ def test_the_schema_can_be_created_again_without_harm(db, settings):
     store.create_schema()
     store.create_schema()
     assert Booking.get_by_id(booking.id).status == "pending"
+
+
+def test_processes_starting_together_create_the_schema_without_a_deadlock(database_url):
+    """Every API process creates the schema as it starts; several start at once (``--processes``,
+    replicas), and on PostgreSQL two trigger installs could deadlock each other."""
+    script = "import sys; from clinic import store; store.connect(sys.argv[1]); store.create_schema()"
+    for _ in range(3):  # a deadlock needs an unlucky interleaving: give it a few chances
+        starts = [
+            subprocess.Popen([sys.executable, "-c", script, database_url], stderr=subprocess.PIPE, text=True)
+            for _ in range(6)
+        ]
+        failures = [process.stderr.read().strip().splitlines()[-1:] for process in starts if process.wait(60)]
+        assert failures == []
