@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from clinic.config import Settings
-from clinic.store import Booking, BookingEvent, database, utcnow
+from clinic.store import Booking, BookingEvent, Compiled, database, utcnow
 
 #: Seconds a stream waits for a missing event id before it takes it for a rolled-back transaction.
 SETTLE_SECONDS = 2.0
@@ -83,18 +83,42 @@ def _with_bookings(query) -> list[tuple[BookingEvent, Booking]]:
     return [(row, row.booking) for row in query]
 
 
+_UNRELAYED = Compiled(
+    lambda limit: _joined().where(BookingEvent.relayed_at.is_null()).order_by(BookingEvent.id).limit(limit)
+)
+
+
 def unrelayed(limit: int = 500) -> list[tuple[BookingEvent, Booking]]:
-    """The events the relay has not handed on yet, oldest first (from a partial index)."""
-    query = _joined().where(BookingEvent.relayed_at.is_null()).order_by(BookingEvent.id).limit(limit)
-    return _with_bookings(query)
+    """The events the relay has not handed on yet, oldest first (from a partial index). Compiled:
+    the relay runs this on every commit it is woken by, mostly for one or two rows."""
+    found = _UNRELAYED.joined((BookingEvent, Booking), limit=limit)
+    for row, booking in found:
+        row.booking = booking
+    return found
+
+
+#: The marking's SQL, compiled once per number of ids (at most the relay's batch, 500).
+_MARKS: dict[int, Compiled] = {}
+
+
+def _marking(at, **ids):
+    return BookingEvent.update(relayed_at=at).where(BookingEvent.id.in_(list(ids.values())))
+
+
+def _mark(count: int) -> Compiled:
+    compiled = _MARKS.get(count)
+    if compiled is None:
+        compiled = _MARKS[count] = Compiled(_marking, names=("at", *(f"id{n}" for n in range(count))))
+    return compiled
 
 
 def mark_relayed(ids: Iterable[int], *, now: Callable[[], datetime] = utcnow) -> None:
     """One write for a whole batch of relayed events."""
     ids = list(ids)
     if ids:
+        values = {f"id{n}": event_id for n, event_id in enumerate(ids)}
         with database.atomic():
-            BookingEvent.update(relayed_at=now()).where(BookingEvent.id.in_(ids)).execute()
+            _mark(len(ids)).execute(at=BookingEvent.relayed_at.db_value(now()), **values)
 
 
 def latest_id() -> int:

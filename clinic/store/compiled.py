@@ -51,6 +51,26 @@ class Compiled:
         _, sql, params = self._sql(values)
         return database.execute_sql(sql, params).fetchall()
 
+    def joined(self, models: tuple[type[BaseModel], ...], **values) -> list[tuple]:
+        """Run a SELECT of whole rows of ``models`` joined (``select(A, B).join(B)``: A's fields,
+        then B's); each row comes back as one instance per model, converted as Peewee converts
+        them. ``raw`` cannot do this: the models' columns share names."""
+        _, sql, params = self._sql(values)
+        fields = [model._meta.sorted_fields for model in models]
+        width = sum(map(len, fields))
+        found = []
+        for row in database.execute_sql(sql, params).fetchall():
+            if len(row) != width:
+                raise ValueError(f"{self.build.__name__}: {len(row)} columns, not the {width} of {models}")
+            instances, start = [], 0
+            for model, model_fields in zip(models, fields, strict=True):
+                end = start + len(model_fields)
+                values = {f.name: f.python_value(v) for f, v in zip(model_fields, row[start:end], strict=True)}
+                instances.append(model(**values))
+                start = end
+            found.append(tuple(instances))
+        return found
+
     def execute(self, **values) -> int:
         """Run an INSERT, UPDATE or DELETE; return how many rows it touched."""
         _, sql, params = self._sql(values)

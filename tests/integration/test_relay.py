@@ -64,6 +64,29 @@ def test_a_cancel_committed_while_the_broker_is_down_is_announced_once_it_is_bac
     broker.close()
 
 
+def test_the_relays_compiled_reads_and_marks_match_what_peewee_builds(db, settings):
+    first = bookings.request_booking(settings, {"patient": "Ana Pérez", "slot": slot(10)})
+    second = bookings.request_booking(settings, {"patient": "Luis Gómez", "slot": slot(11), "doctor_id": 2})
+    assert bookings.cancel(first.id) is bookings.Outcome.CHANGED
+    plain = list(
+        BookingEvent.select(BookingEvent, store.Booking)
+        .join(store.Booking)
+        .where(BookingEvent.relayed_at.is_null())
+        .order_by(BookingEvent.id)
+    )
+    compiled = events.unrelayed()
+    assert [(row.__data__, booking.__data__) for row, booking in compiled] == [
+        (row.__data__, row.booking.__data__) for row in plain
+    ]
+    assert [row.booking.id for row, _ in compiled] == [first.id, second.id, first.id]
+    assert all(row.at.tzinfo is not None and booking.slot.tzinfo is not None for row, booking in compiled)
+
+    events.mark_relayed([compiled[0][0].id, compiled[2][0].id])
+    assert [row.booking.id for row, _ in events.unrelayed()] == [second.id]
+    events.mark_relayed([compiled[1][0].id])
+    assert events.unrelayed() == []
+
+
 def test_upgrading_a_database_marks_its_past_history_relayed(sqlite_url, settings):
     db = store.connect(sqlite_url)
     store.create_schema()
