@@ -2,9 +2,11 @@
 
 Why the database and not the broker: the events are rows with increasing ids, and a client that
 reconnects with ``Last-Event-ID`` must first get what it missed from the database anyway; reading
-the live ones the same way (one indexed query every ``POLL`` seconds per open stream, and only
-while one is open) makes "no gap, no duplicate" hold by construction, with no second path to keep
-in step. ``clinic.events.Watermark`` keeps a late-committing smaller id from being skipped.
+the live ones the same way makes "no gap, no duplicate" hold by construction, with no second path
+to keep in step. ``clinic.events.Watermark`` keeps a late-committing smaller id from being skipped.
+A stream reads again as soon as the database sees a commit: one :class:`CommitBell` per process
+rings every open stream (the relay's commit watcher, running only while a stream is open), and
+each stream also reads every ``POLL`` seconds whatever happens.
 
 A stream holds one waitress thread for its whole life, so each API process serves at most
 ``CLINIC_STREAM_MAX`` (default half its threads) and answers 503 with Retry-After beyond that:
@@ -30,7 +32,7 @@ from clinic import bookings, events, keys, store
 from clinic.config import Settings
 from clinic.errors import InvalidField, InvalidHeader
 
-#: Seconds between looks at the database while a stream is open.
+#: Seconds between looks at the database while a stream is open and no commit rang.
 POLL = 0.25
 #: Seconds between comment lines that keep proxies (and the client's idle timers) from closing it.
 HEARTBEAT = 15.0
@@ -58,6 +60,80 @@ class StreamSlots:
         OPEN_STREAMS.dec()
 
 
+class CommitBell:
+    """Rings when another connection commits to the database, for every open stream of this
+    process at once. One thread watches (``store.commit_watcher``), and only while a stream is open;
+    with a database that has no watcher, ``wait`` just sleeps."""
+
+    def __init__(self, watcher_factory: Callable[[], object | None]) -> None:
+        self._factory = watcher_factory
+        self._watcher: object | None = None
+        self._changed = threading.Condition()
+        self._rung = 0
+        self._listeners = 0
+        self._thread: threading.Thread | None = None
+
+    def join(self) -> None:
+        with self._changed:
+            self._listeners += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="commit-bell", daemon=True)
+                self._thread.start()
+
+    def leave(self) -> None:
+        with self._changed:
+            self._listeners -= 1
+
+    @property
+    def watching(self) -> bool:
+        """Whether its thread is watching the database (only while a stream is open)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def mark(self) -> int:
+        """How often it has rung: take it before reading, then ``wait(mark, ...)`` misses no commit."""
+        return self._rung
+
+    def wait(self, since: int, timeout: float) -> None:
+        """Until it rings after ``since`` (or at once if it already has), at most ``timeout``."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._rung != since, timeout)
+
+    def _watch(self) -> None:
+        never = threading.Event()
+        try:
+            if self._watcher is None:
+                self._watcher = self._factory()
+        except Exception:  # the database is away: the streams read every POLL until it is back
+            self._watcher = None
+        while True:
+            with self._changed:
+                if self._listeners <= 0 or self._watcher is None:
+                    self._thread = None
+                    return
+            try:
+                rang = self._watcher.wait(POLL, never)
+            except Exception:  # a watcher that failed is made again by the next stream
+                self._watcher, rang = None, False
+            if rang:
+                with self._changed:
+                    self._rung += 1
+                    self._changed.notify_all()
+
+
+class Sleep:
+    """The bell of a stream with none: reads every ``timeout`` seconds (tests pass their own)."""
+
+    def __init__(self, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.sleep = sleep
+
+    def mark(self) -> int:
+        return 0
+
+    def wait(self, since: int, timeout: float) -> None:
+        self.sleep(timeout)
+
+
 def frame(event: events.Event) -> bytes:
     data = json.dumps(event.payload, ensure_ascii=False, separators=(",", ":"))
     return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
@@ -67,8 +143,10 @@ class Stream:
     """The response body: frames until the time is up; ``close`` (called by the server when the
     response ends, the client went away or it never started) gives the slot back, once."""
 
-    def __init__(self, frames: Iterator[bytes], slots: StreamSlots) -> None:
-        self.frames, self.slots, self._closed = frames, slots, False
+    def __init__(self, frames: Iterator[bytes], slots: StreamSlots, bell: CommitBell | None = None) -> None:
+        self.frames, self.slots, self.bell, self._closed = frames, slots, bell, False
+        if bell is not None:
+            bell.join()
 
     def __iter__(self) -> Stream:
         return self
@@ -81,6 +159,8 @@ class Stream:
             self._closed = True
             self.frames.close()
             self.slots.give()
+            if self.bell is not None:
+                self.bell.leave()
 
 
 def frames(
@@ -90,13 +170,15 @@ def frames(
     owner: str | None,
     booking_id: str | None,
     clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    bell: CommitBell | Sleep | None = None,
 ) -> Iterator[bytes]:
     """Every event after ``cursor`` the caller may see, from the database, then each new one."""
+    bell = bell or Sleep()
     yield b": events of the clinic's bookings\n\n"
     watermark = events.Watermark(clock=clock)
     started = last_write = clock()
     while clock() - started < settings.stream_max_seconds:
+        rung = bell.mark()
         with store.database.connection_context():
             upto = watermark.safe(cursor)
             found = events.events_after(settings, cursor, upto, owner=owner, booking_id=booking_id)
@@ -110,7 +192,7 @@ def frames(
         if clock() - last_write >= HEARTBEAT:
             yield b": keep-alive\n\n"
             last_write = clock()
-        sleep(POLL)
+        bell.wait(rung, POLL)
 
 
 class EventStream:
@@ -147,9 +229,10 @@ class EventStream:
         )
     }
 
-    def __init__(self, settings: Settings, slots: StreamSlots | None = None) -> None:
+    def __init__(self, settings: Settings, slots: StreamSlots | None = None, bell: CommitBell | None = None) -> None:
         self.settings = settings
         self.slots = slots or StreamSlots(settings.streams_per_process)
+        self.bell = bell or CommitBell(lambda: store.commit_watcher(store.database.obj))
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         params = query(req)
@@ -167,7 +250,8 @@ class EventStream:
         resp.content_type = "text/event-stream"
         resp.cache_control = ["no-store"]
         resp.set_header("X-Accel-Buffering", "no")  # a buffering proxy would hold the frames back
-        resp.stream = Stream(frames(self.settings, cursor, owner=viewer, booking_id=booking_id), self.slots)
+        found = frames(self.settings, cursor, owner=viewer, booking_id=booking_id, bell=self.bell)
+        resp.stream = Stream(found, self.slots, self.bell)
 
 
 def _last_event_id(header: str | None, parameter: str | None) -> int | None:
