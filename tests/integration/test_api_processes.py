@@ -8,7 +8,10 @@ import signal
 import subprocess
 import sys
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.support import REPO, _parent, _processes, free_port, http, wait_until
+from tests.support.keys import bearer, create_key
 
 
 def api_processes(supervisor: int) -> list[int]:
@@ -40,6 +43,44 @@ def test_several_api_processes_share_one_port_and_a_killed_one_is_replaced(clini
         assert parent.wait(timeout=60) == 0
         log.close()
     assert api_processes(parent.pid) == []
+
+
+def doctors_answered(page: bytes) -> float:
+    """``clinic_http_requests_total`` for ``GET /doctors`` answered 200, read with Prometheus' parser."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(page.decode())
+        for sample in family.samples
+        if sample.name == "clinic_http_requests_total"
+        and (sample.labels.get("route"), sample.labels.get("status")) == ("/doctors", "200")
+    )
+
+
+def test_any_of_several_api_processes_reports_the_requests_of_them_all(clinic_env, tmp_path):
+    port, metrics_port = free_port(), free_port()
+    env = {**clinic_env, "CLINIC_METRICS_PORT": str(metrics_port)}
+    log = open(tmp_path / "api.log", "wb")
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "clinic", "api", "--port", str(port), "--processes", "3"],
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        serving = lambda: (tmp_path / "api.log").read_text().count(f"Serving on http://127.0.0.1:{port}") == 3
+        wait_until(serving, timeout=30, what="three processes serving the one port")
+        assert [http(port, "GET", "/doctors").status for _ in range(60)] == [200] * 60  # spread over them
+        # The keyless port is served by whichever process bound it first; it counts all three.
+        assert doctors_answered(http(metrics_port, "GET", "/metrics").body) == 60
+        admin = create_key(env, "admin", "ops")
+        for _ in range(6):  # each scrape is answered by whichever process accepts it
+            page = http(port, "GET", "/metrics", headers=bearer(admin)).body
+            assert doctors_answered(page) == 60
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=60) == 0
+        log.close()
 
 
 def test_a_namespace_of_classic_queues_started_as_quorum_stops_saying_so(clinic_env, rabbitmq):
