@@ -361,7 +361,8 @@ async function book(event) {
   const body = { patient: $("patient").value, slot: dialog.dataset.slot, doctor_id: Number(dialog.dataset.doctorId) };
   try {
     const booking = await api("POST", "/book", body);
-    remember({ ...booking, reason: null, updated_at: "" });
+    // The answer says pending; if the stream already brought this booking, what it said is newer.
+    if (!state.bookings.has(booking.booking_id)) remember({ ...booking, reason: null, updated_at: "" });
     render();
     dialog.close();
     say(`Booked ${booking.patient} at ${hhmm(booking.slot)}: waiting for confirmation.`, { info: true });

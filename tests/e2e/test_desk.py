@@ -196,6 +196,32 @@ def test_a_wrong_key_is_told_and_a_staff_key_books_a_free_cell_that_turns_confir
     assert cell(browser, when, 2).find_elements(By.CSS_SELECTOR, "button.free")
 
 
+def test_a_confirmation_the_stream_brings_before_the_booking_answer_is_not_undone_by_it(desk, browser):
+    """On a busy machine or a slow network the stream can beat POST /book's own answer to the page:
+    that answer says pending, but what the stream said is newer and must stay on screen."""
+    when = slot(15, 0, weekday=3, weeks_ahead=3)
+    staff = desk.tokens["front desk"]
+    open_desk(browser, desk, staff, day_of(when))
+    # Hold the page's POST /book answer back until the stream has shown the booking's final status.
+    browser.execute_script(
+        """
+        const real = window.fetch;
+        window.fetch = async (url, options) => {
+          const answer = await real(url, options);
+          if (options && options.method === "POST" && String(url).endsWith("/book") && answer.ok) {
+            const { booking_id } = await answer.clone().json();
+            const final = () => window.deskChanges.some((c) => c.booking_id === booking_id && c.status !== "pending");
+            while (!final()) await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          return answer;
+        };
+        """
+    )
+    booking_id = book_through_the_page(browser, when, 1, "Marta Vidal")  # returns once the answer is in
+    assert status_on_page(browser, booking_id) == "confirmed"
+    assert http(desk.port, "GET", f"/booking/{booking_id}", headers=bearer(staff)).json()["status"] == "confirmed"
+
+
 def test_reschedule_offers_free_slots_and_the_move_is_confirmed_live(desk, browser):
     staff = desk.tokens["front desk"]
     when, to = slot(9, 0, weekday=2, weeks_ahead=2), slot(15, 30, weekday=2, weeks_ahead=2)
