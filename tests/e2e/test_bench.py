@@ -73,7 +73,7 @@ def test_the_quick_benchmark_reports_every_figure_and_loses_no_booking(rabbitmq,
     assert results["settings"]["api_processes"] == 1
     assert all(entry["rate"] > 0 for entry in results["scaling"])
     assert set(results["memory"]["worker_peak_rss_mib"]) == {"process", "confirm", "reject", "notify", "webhooks"}
-    assert len(results["targets"]) == 10 and all("met" in target for target in results["targets"])
+    assert len(results["targets"]) == 11 and all("met" in target for target in results["targets"])
     assert results["pipeline"]["steady"]["rate"] == 30
     assert results["slots"]["statuses"] == [200] and results["slots"]["bookings_stored"] == 10_000
     assert results["machine"]["cpus"] and results["command"].startswith("python -m bench --quick")
