@@ -3,10 +3,13 @@ a namespace that meets the other queue type stops with a message that says so.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,30 +21,37 @@ def api_processes(supervisor: int) -> list[int]:
     return [pid for pid, cmd in _processes() if "api.serve" in cmd and "--fd" in cmd and _parent(pid) == supervisor]
 
 
-def test_several_api_processes_share_one_port_and_a_killed_one_is_replaced(clinic_env, tmp_path):
-    port = free_port()
-    log = open(tmp_path / "api.log", "wb")
+@contextlib.contextmanager
+def three_api_processes(env: dict[str, str], log_path: Path, port: int) -> Iterator[subprocess.Popen]:
+    """``clinic api --processes 3`` on ``port``, once all three serve; stopped by SIGTERM after."""
+    log = open(log_path, "wb")
     parent = subprocess.Popen(
         [sys.executable, "-m", "clinic", "api", "--port", str(port), "--processes", "3"],
-        env=clinic_env,
+        env=env,
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
-        children = wait_until(lambda: len(api_processes(parent.pid)) == 3 and api_processes(parent.pid), timeout=30)
-        serving = lambda: (tmp_path / "api.log").read_text().count(f"Serving on http://127.0.0.1:{port}") == 3
+        serving = lambda: log_path.read_text().count(f"Serving on http://127.0.0.1:{port}") == 3
         wait_until(serving, timeout=30, what="three processes serving the one port")
+        yield parent
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=60) == 0
+        log.close()
+
+
+def test_several_api_processes_share_one_port_and_a_killed_one_is_replaced(clinic_env, tmp_path):
+    port = free_port()
+    with three_api_processes(clinic_env, tmp_path / "api.log", port) as parent:
+        children = wait_until(lambda: len(api_processes(parent.pid)) == 3 and api_processes(parent.pid), timeout=30)
         assert _answers(port)
 
         os.kill(children[0], signal.SIGKILL)
         statuses = [http(port, "GET", "/doctors").status for _ in range(50)]  # the others keep serving
         assert statuses == [200] * 50
         wait_until(lambda: len(api_processes(parent.pid)) == 3, timeout=30, what="the killed process's replacement")
-    finally:
-        parent.send_signal(signal.SIGTERM)
-        assert parent.wait(timeout=60) == 0
-        log.close()
     assert api_processes(parent.pid) == []
 
 
@@ -59,17 +69,7 @@ def doctors_answered(page: bytes) -> float:
 def test_any_of_several_api_processes_reports_the_requests_of_them_all(clinic_env, tmp_path):
     port, metrics_port = free_port(), free_port()
     env = {**clinic_env, "CLINIC_METRICS_PORT": str(metrics_port)}
-    log = open(tmp_path / "api.log", "wb")
-    parent = subprocess.Popen(
-        [sys.executable, "-m", "clinic", "api", "--port", str(port), "--processes", "3"],
-        env=env,
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        serving = lambda: (tmp_path / "api.log").read_text().count(f"Serving on http://127.0.0.1:{port}") == 3
-        wait_until(serving, timeout=30, what="three processes serving the one port")
+    with three_api_processes(env, tmp_path / "api.log", port):
         assert [http(port, "GET", "/doctors").status for _ in range(60)] == [200] * 60  # spread over them
         # The keyless port is served by whichever process bound it first; it counts all three.
         assert doctors_answered(http(metrics_port, "GET", "/metrics").body) == 60
@@ -77,10 +77,6 @@ def test_any_of_several_api_processes_reports_the_requests_of_them_all(clinic_en
         for _ in range(6):  # each scrape is answered by whichever process accepts it
             page = http(port, "GET", "/metrics", headers=bearer(admin)).body
             assert doctors_answered(page) == 60
-    finally:
-        parent.send_signal(signal.SIGTERM)
-        assert parent.wait(timeout=60) == 0
-        log.close()
 
 
 def test_a_namespace_of_classic_queues_started_as_quorum_stops_saying_so(clinic_env, rabbitmq):
