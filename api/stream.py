@@ -34,6 +34,10 @@ from clinic.errors import InvalidField, InvalidHeader
 
 #: Seconds between looks at the database while a stream is open and no commit rang.
 POLL = 0.25
+#: Seconds between the bell's looks at a SQLite file (PostgreSQL tells at once): a person watching
+#: a screen does not see 20 ms. Measured on an idle API process with one stream open: the stream's
+#: own reads cost 0.65% of a core; the bell adds 1% looking every 20 ms, 4% every 2 ms (the relay's).
+BELL_EVERY = 0.02
 #: Seconds between comment lines that keep proxies (and the client's idle timers) from closing it.
 HEARTBEAT = 15.0
 
@@ -232,7 +236,7 @@ class EventStream:
     def __init__(self, settings: Settings, slots: StreamSlots | None = None, bell: CommitBell | None = None) -> None:
         self.settings = settings
         self.slots = slots or StreamSlots(settings.streams_per_process)
-        self.bell = bell or CommitBell(lambda: store.commit_watcher(store.database.obj))
+        self.bell = bell or CommitBell(lambda: store.commit_watcher(store.database.obj, every=BELL_EVERY))
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         params = query(req)

@@ -73,12 +73,12 @@ def connect(url: str) -> peewee.Database:
     return db
 
 
-def commit_watcher(db: peewee.Database) -> CommitWatcher | NoticeWatcher | None:
+def commit_watcher(db: peewee.Database, *, every: float = 0.002) -> CommitWatcher | NoticeWatcher | None:
     """What wakes a poller (the relay) as soon as another connection commits: on SQLite, a change
-    of the file's ``data_version`` (read every 2 ms); on PostgreSQL, the event table's ``NOTIFY``
-    (:func:`create_schema` installs its trigger); None for any other database."""
+    of the file's ``data_version`` (read every ``every`` seconds); on PostgreSQL, the event table's
+    ``NOTIFY`` (:func:`create_schema` installs its trigger); None for any other database."""
     if isinstance(db, ClinicSqliteDatabase):
-        return CommitWatcher(db.database)
+        return CommitWatcher(db.database, every=every)
     if isinstance(db, peewee.PostgresqlDatabase):
         return NoticeWatcher(db)
     return None
