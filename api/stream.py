@@ -125,19 +125,6 @@ class CommitBell:
                     self._changed.notify_all()
 
 
-class Sleep:
-    """The bell of a stream with none: reads every ``timeout`` seconds (tests pass their own)."""
-
-    def __init__(self, sleep: Callable[[float], None] = time.sleep) -> None:
-        self.sleep = sleep
-
-    def mark(self) -> int:
-        return 0
-
-    def wait(self, since: int, timeout: float) -> None:
-        self.sleep(timeout)
-
-
 def frame(event: events.Event) -> bytes:
     data = json.dumps(event.payload, ensure_ascii=False, separators=(",", ":"))
     return f"id: {event.id}\nevent: {event.type}\ndata: {data}\n\n".encode()
@@ -147,10 +134,8 @@ class Stream:
     """The response body: frames until the time is up; ``close`` (called by the server when the
     response ends, the client went away or it never started) gives the slot back, once."""
 
-    def __init__(self, frames: Iterator[bytes], slots: StreamSlots, bell: CommitBell | None = None) -> None:
-        self.frames, self.slots, self.bell, self._closed = frames, slots, bell, False
-        if bell is not None:
-            bell.join()
+    def __init__(self, frames: Iterator[bytes], slots: StreamSlots) -> None:
+        self.frames, self.slots, self._closed = frames, slots, False
 
     def __iter__(self) -> Stream:
         return self
@@ -163,8 +148,6 @@ class Stream:
             self._closed = True
             self.frames.close()
             self.slots.give()
-            if self.bell is not None:
-                self.bell.leave()
 
 
 def frames(
@@ -173,30 +156,34 @@ def frames(
     *,
     owner: str | None,
     booking_id: str | None,
+    bell: CommitBell,
     clock: Callable[[], float] = time.monotonic,
-    bell: CommitBell | Sleep | None = None,
 ) -> Iterator[bytes]:
-    """Every event after ``cursor`` the caller may see, from the database, then each new one."""
-    bell = bell or Sleep()
-    yield b": events of the clinic's bookings\n\n"
-    watermark = events.Watermark(clock=clock)
-    started = last_write = clock()
-    while clock() - started < settings.stream_max_seconds:
-        rung = bell.mark()
-        with store.database.connection_context():
-            upto = watermark.safe(cursor)
-            found = events.events_after(settings, cursor, upto, owner=owner, booking_id=booking_id)
-        for event in found:
-            yield frame(event)
-        if found:
-            last_write = clock()
-        cursor = found[-1].id if len(found) == events.PAGE else upto
-        if len(found) == events.PAGE:
-            continue
-        if clock() - last_write >= HEARTBEAT:
-            yield b": keep-alive\n\n"
-            last_write = clock()
-        bell.wait(rung, POLL)
+    """Every event after ``cursor`` the caller may see, from the database, then each new one, read
+    again when ``bell`` rings; the stream listens to the bell from its start until it is closed."""
+    bell.join()
+    try:
+        yield b": events of the clinic's bookings\n\n"
+        watermark = events.Watermark(clock=clock)
+        started = last_write = clock()
+        while clock() - started < settings.stream_max_seconds:
+            rung = bell.mark()
+            with store.database.connection_context():
+                upto = watermark.safe(cursor)
+                found = events.events_after(settings, cursor, upto, owner=owner, booking_id=booking_id)
+            for event in found:
+                yield frame(event)
+            if found:
+                last_write = clock()
+            cursor = found[-1].id if len(found) == events.PAGE else upto
+            if len(found) == events.PAGE:
+                continue
+            if clock() - last_write >= HEARTBEAT:
+                yield b": keep-alive\n\n"
+                last_write = clock()
+            bell.wait(rung, POLL)
+    finally:
+        bell.leave()
 
 
 class EventStream:
@@ -255,7 +242,7 @@ class EventStream:
         resp.cache_control = ["no-store"]
         resp.set_header("X-Accel-Buffering", "no")  # a buffering proxy would hold the frames back
         found = frames(self.settings, cursor, owner=viewer, booking_id=booking_id, bell=self.bell)
-        resp.stream = Stream(found, self.slots, self.bell)
+        resp.stream = Stream(found, self.slots)
 
 
 def _last_event_id(header: str | None, parameter: str | None) -> int | None:

@@ -17,7 +17,6 @@ def test_a_stream_reads_as_soon_as_a_commit_rings_not_at_its_next_poll(db, setti
     with store.database.connection_context():
         cursor = events.latest_id()
     frames = stream.frames(settings, cursor, owner=None, booking_id=None, bell=bell)
-    bell.join()
     try:
         assert next(frames).startswith(b":")
         booked: list[str] = []
@@ -35,7 +34,6 @@ def test_a_stream_reads_as_soon_as_a_commit_rings_not_at_its_next_poll(db, setti
         assert waited < 5.0
     finally:
         frames.close()
-        bell.leave()
 
 
 def test_the_bell_stops_watching_when_the_last_stream_leaves(db):
