@@ -101,9 +101,10 @@ SCHEMA_LOCK = 0x636C696E6963  # "clinic"
 
 def create_schema() -> None:
     """Create missing tables, columns and indexes; safe to run any number of times."""
+    on_postgresql = isinstance(database.obj, peewee.PostgresqlDatabase)
     with database.connection_context():
         with database.atomic():
-            if isinstance(database.obj, peewee.PostgresqlDatabase):
+            if on_postgresql:
                 # Processes that start together (API processes, replicas) take turns: two trigger
                 # installs at once deadlock each other. Released when the transaction ends.
                 database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
@@ -112,7 +113,7 @@ def create_schema() -> None:
             # safe=True creates each missing table and each missing index (IF NOT EXISTS), so an
             # index added in a later version is created on an existing database too.
             database.create_tables(MODELS, safe=True)
-            if isinstance(database.obj, peewee.PostgresqlDatabase):
+            if on_postgresql:
                 install_event_notice(database.obj, BookingEvent._meta.table_name)
 
 

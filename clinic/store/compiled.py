@@ -65,8 +65,8 @@ class Compiled:
             instances, start = [], 0
             for model, model_fields in zip(models, fields, strict=True):
                 end = start + len(model_fields)
-                values = {f.name: f.python_value(v) for f, v in zip(model_fields, row[start:end], strict=True)}
-                instances.append(model(**values))
+                data = {f.name: f.python_value(v) for f, v in zip(model_fields, row[start:end], strict=True)}
+                instances.append(model(**data))
                 start = end
             found.append(tuple(instances))
         return found
