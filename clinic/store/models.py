@@ -23,7 +23,13 @@ class UTCDateTimeField(peewee.DateTimeField):
         return super().db_value(value)
 
     def python_value(self, value):
-        value = super().python_value(value)
+        if isinstance(value, str):  # SQLite's text: ISO 8601, which the C parser reads 15x faster than strptime
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                value = super().python_value(value)
+        else:
+            value = super().python_value(value)
         if isinstance(value, datetime) and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
