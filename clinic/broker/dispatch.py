@@ -3,6 +3,7 @@ broker that declares the stages' queues as ``CLINIC_QUEUE_TYPE`` says."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +11,7 @@ import dramatiq
 import pika
 import pika.exceptions
 from dramatiq import Message
-from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker
+from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker, _RabbitmqConsumer
 from dramatiq.common import dq_name, xq_name
 from dramatiq.errors import ConnectionClosed
 
@@ -63,6 +64,41 @@ class QueueTypeMismatch(ConfigError):
     """A queue of this namespace exists with other arguments than the settings would give it."""
 
 
+class GatheredAcks(_RabbitmqConsumer):
+    """Dramatiq's RabbitMQ consumer, whose acks wake its connection's thread once for all that
+    are waiting. Each worker thread acks from its own thread, and Dramatiq's consumer hands every
+    ack to the consumer's thread with ``add_callback_threadsafe``: one wake-up of that thread per
+    message. Here the first ack of a batch asks for the wake-up and the acks that arrive before
+    it runs ride along; each is still its own ``basic_ack`` (a multiple ack could take in a
+    message another thread is about to reject), in the order the worker threads finished."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._acks: list[int] = []
+        self._acks_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def ack(self, message) -> None:
+        try:
+            self.known_tags.remove(message._tag)
+        except KeyError:
+            self.logger.warning("Failed to ack message: not in known tags.")
+            return
+        with self._acks_lock:
+            self._acks.append(message._tag)
+            first = len(self._acks) == 1
+        if first:
+            try:
+                self.connection.add_callback_threadsafe(self._send_acks)
+            except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as error:
+                raise ConnectionClosed(error) from None
+
+    def _send_acks(self) -> None:
+        with self._acks_lock:
+            tags, self._acks = self._acks, []
+        for tag in tags:
+            self.channel.basic_ack(tag)
+
+
 class ClinicBroker(RabbitmqBroker):
     """Dramatiq's RabbitMQ broker with publisher confirms (``send`` returns once RabbitMQ has the
     message), connecting to the nodes of ``CLINIC_BROKER_URL`` in this process's order, declaring
@@ -77,6 +113,10 @@ class ClinicBroker(RabbitmqBroker):
         self.parameters = parameters(url)
         self.queue_type = queue_type
         self.delivery_limit = delivery_limit
+
+    @property
+    def consumer_class(self):
+        return GatheredAcks
 
     def _build_queue_arguments(self, queue_name):
         return stage_queue_arguments(queue_name, self.queue_type)

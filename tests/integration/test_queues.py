@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
+import pika
+from dramatiq import Message
+
+from clinic.broker.dispatch import ClinicBroker
 from tests.support import REPO, queue_stats, wait_until
 
 STAGES = ("process", "confirm", "reject", "notify")
@@ -42,3 +47,36 @@ def test_the_four_queues_and_their_dead_letter_queues_exist_with_dramatiqs_argum
                 "x-dead-letter-routing-key": dead,
             }
         assert declared[dead] == {"durable": True, "arguments": {"x-message-ttl": WEEK_MS}}
+
+
+def test_acks_waiting_together_wake_the_consumer_once_and_each_reaches_rabbitmq(rabbitmq, namespace):
+    broker = ClinicBroker(url=rabbitmq)
+    queue = f"{namespace}.process"
+    broker.declare_queue(queue, ensure=True)
+    for number in range(5):
+        broker.enqueue(Message(queue_name=queue, actor_name="process_booking", args=(number,), kwargs={}, options={}))
+    consumer = broker.consume(queue, prefetch=10, timeout=1000)
+    received = []
+    while len(received) < 5:
+        message = next(consumer)
+        if message is not None:
+            received.append(message)
+    wakeups = []
+    wake = consumer.connection.add_callback_threadsafe
+    consumer.connection.add_callback_threadsafe = lambda callback: (wakeups.append(callback), wake(callback))
+    # Dramatiq's worker threads ack from their own threads while the consumer's thread is away.
+    acking = [threading.Thread(target=consumer.ack, args=(message,)) for message in received]
+    for thread in acking:
+        thread.start()
+    for thread in acking:
+        thread.join()
+    assert len(wakeups) == 1  # Dramatiq's own consumer asks for five
+    consumer.close()  # runs what is waiting, then closes: an unacked message would go back to the queue
+    broker.close()
+
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq))
+    try:
+        left = connection.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        connection.close()
+    assert left == 0
