@@ -66,11 +66,15 @@ class QueueTypeMismatch(ConfigError):
 
 class GatheredAcks(_RabbitmqConsumer):
     """Dramatiq's RabbitMQ consumer, whose acks wake its connection's thread once for all that
-    are waiting. Each worker thread acks from its own thread, and Dramatiq's consumer hands every
-    ack to the consumer's thread with ``add_callback_threadsafe``: one wake-up of that thread per
-    message. Here the first ack of a batch asks for the wake-up and the acks that arrive before
-    it runs ride along; each is still its own ``basic_ack`` (a multiple ack could take in a
-    message another thread is about to reject), in the order the worker threads finished."""
+    are waiting, and go out in one write. Each worker thread acks from its own thread, and
+    Dramatiq's consumer hands every ack to the consumer's thread with ``add_callback_threadsafe``:
+    one wake-up of that thread per message, and pika's ``BlockingChannel.basic_ack`` then polls
+    the socket until that one frame is sent. Here the first ack of a batch asks for the wake-up,
+    the acks that arrive before it runs ride along, and they are written on the pika channel that
+    the blocking one wraps, without waiting: the consumer's thread goes straight back to its poll
+    for the next delivery, which sends them. Each is still its own ack, in the order the worker
+    threads finished (a multiple ack could take in a message another thread is about to reject),
+    and rejects go as before."""
 
     def __init__(self, *args, **kwargs) -> None:
         self._acks: list[int] = []
@@ -95,8 +99,9 @@ class GatheredAcks(_RabbitmqConsumer):
     def _send_acks(self) -> None:
         with self._acks_lock:
             tags, self._acks = self._acks, []
+        channel = self.channel._impl  # pika's own Channel: basic_ack only writes the frame
         for tag in tags:
-            self.channel.basic_ack(tag)
+            channel.basic_ack(tag)
 
 
 class ClinicBroker(RabbitmqBroker):

@@ -55,12 +55,13 @@ def test_acks_waiting_together_wake_the_consumer_once_and_each_reaches_rabbitmq(
     broker.declare_queue(queue, ensure=True)
     for number in range(5):
         broker.enqueue(Message(queue_name=queue, actor_name="process_booking", args=(number,), kwargs={}, options={}))
-    consumer = broker.consume(queue, prefetch=10, timeout=1000)
+    consumer = broker.consume(queue, prefetch=10, timeout=100)
     received = []
     while len(received) < 5:
         message = next(consumer)
         if message is not None:
             received.append(message)
+    assert queue_stats("messages_unacknowledged")[queue]["messages_unacknowledged"] == 5
     wakeups = []
     wake = consumer.connection.add_callback_threadsafe
     consumer.connection.add_callback_threadsafe = lambda callback: (wakeups.append(callback), wake(callback))
@@ -71,12 +72,18 @@ def test_acks_waiting_together_wake_the_consumer_once_and_each_reaches_rabbitmq(
     for thread in acking:
         thread.join()
     assert len(wakeups) == 1  # Dramatiq's own consumer asks for five
-    consumer.close()  # runs what is waiting, then closes: an unacked message would go back to the queue
-    broker.close()
 
+    def acked() -> bool:
+        assert next(consumer) is None  # the consumer's loop: its next poll sends what is written
+        return queue_stats("messages_unacknowledged")[queue]["messages_unacknowledged"] == 0
+
+    try:
+        wait_until(acked, timeout=10, what="RabbitMQ to have the five acks")
+    finally:
+        consumer.close()
+        broker.close()
     connection = pika.BlockingConnection(pika.URLParameters(rabbitmq))
     try:
-        left = connection.channel().queue_declare(queue, passive=True).method.message_count
+        assert connection.channel().queue_declare(queue, passive=True).method.message_count == 0
     finally:
         connection.close()
-    assert left == 0
