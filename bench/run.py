@@ -336,11 +336,14 @@ class Benchmark:
 
     @staticmethod
     def pipeline_targets(system: System) -> dict[str, int]:
-        """The API and the first worker of each stage that has work (nothing is rejected)."""
+        """The API, the first worker of each stage that has work (nothing is rejected), and the
+        events relay."""
         targets = {"api": system.api_servers()[0]}
         for stage, pids in system.worker_pids().items():
             if pids and stage != "reject":
                 targets[f"worker-{stage}"] = pids[0]
+        if system.relay is not None and system.relay.alive():
+            targets["relay"] = system.relay.process.pid
         return targets
 
     @staticmethod
