@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from typing import NamedTuple
 
 import peewee
 
 from clinic.store.models import BaseModel, database
+
+
+class _Plan(NamedTuple):
+    """A query compiled for one database: ``slots[i]`` names the value of ``params[i]``, or is
+    None; ``fields`` are what a SELECT of plain columns of its model reads, in order (None for
+    anything else)."""
+
+    database: peewee.Database
+    query: peewee.Query
+    sql: str
+    params: list
+    slots: list[str | None]
+    fields: tuple[peewee.Field, ...] | None
 
 
 class Compiled:
@@ -23,14 +37,12 @@ class Compiled:
     def __init__(self, build: Callable[..., peewee.Query], *, names: tuple[str, ...] | None = None) -> None:
         self.build = build
         self.names = names or tuple(inspect.signature(build).parameters)
-        # (database, query, sql, params, slots): slots[i] names the value of params[i], or is None
-        self._compiled: tuple[object, peewee.Query, str, list, list[str | None]] | None = None
-        # The fields a SELECT of plain columns of its model reads, in order (None: anything else).
-        self._fields: tuple[peewee.Field, ...] | None = None
+        self._compiled: _Plan | None = None
 
-    def _sql(self, values: dict) -> tuple[peewee.Query, str, list]:
+    def _plan(self, values: dict) -> tuple[_Plan, list]:
+        """The plan for the bound database (compiled on first use) and its parameters with ``values``."""
         compiled = self._compiled
-        if compiled is None or compiled[0] is not database.obj:
+        if compiled is None or compiled.database is not database.obj:
             markers = {f"\x00{name}\x00": name for name in self.names}
             query = self.build(**{name: marker for marker, name in markers.items()})
             sql, params = query.sql()
@@ -38,10 +50,9 @@ class Compiled:
             if missing:
                 raise ValueError(f"{self.build.__name__}: a value is not a plain parameter: {missing}")
             slots = [markers.get(p) if isinstance(p, str) else None for p in params]
-            self._fields = _plain_fields(query)
-            compiled = self._compiled = (database.obj, query, sql, params, slots)
-        _, query, sql, params, slots = compiled
-        return query, sql, [p if slot is None else values[slot] for p, slot in zip(params, slots, strict=True)]
+            compiled = self._compiled = _Plan(database.obj, query, sql, params, slots, _plain_fields(query))
+        filled = [p if slot is None else values[slot] for p, slot in zip(compiled.params, compiled.slots, strict=True)]
+        return compiled, filled
 
     def rows(self, **values) -> list:
         """Run a SELECT; rows come back as model instances, converted as Peewee converts them.
@@ -49,27 +60,27 @@ class Compiled:
         A SELECT of its model's own columns is read with the fields resolved once: Peewee's
         ``raw`` resolves the cursor's columns to fields anew on every execution, which cost 0.16 of
         the 0.18 ms a lookup by primary key took (measured here)."""
-        query, sql, params = self._sql(values)
-        fields = self._fields
-        if fields is None:
-            return list(query.model.raw(sql, *params))
-        return [_instance(query.model, fields, row) for row in database.execute_sql(sql, params).fetchall()]
+        plan, params = self._plan(values)
+        model = plan.query.model
+        if plan.fields is None:
+            return list(model.raw(plan.sql, *params))
+        return [_instance(model, plan.fields, row) for row in database.execute_sql(plan.sql, params).fetchall()]
 
     def tuples(self, **values) -> list[tuple]:
         """Run a SELECT; rows come back as plain tuples of the database's values, unconverted
         (cheaper than model instances, for a hot lookup that needs only a few raw columns)."""
-        _, sql, params = self._sql(values)
-        return database.execute_sql(sql, params).fetchall()
+        plan, params = self._plan(values)
+        return database.execute_sql(plan.sql, params).fetchall()
 
     def joined(self, models: tuple[type[BaseModel], ...], **values) -> list[tuple]:
         """Run a SELECT of whole rows of ``models`` joined (``select(A, B).join(B)``: A's fields,
         then B's); each row comes back as one instance per model, converted as Peewee converts
         them. ``raw`` cannot do this: the models' columns share names."""
-        _, sql, params = self._sql(values)
+        plan, params = self._plan(values)
         fields = [model._meta.sorted_fields for model in models]
         width = sum(map(len, fields))
         found = []
-        for row in database.execute_sql(sql, params).fetchall():
+        for row in database.execute_sql(plan.sql, params).fetchall():
             if len(row) != width:
                 raise ValueError(f"{self.build.__name__}: {len(row)} columns, not the {width} of {models}")
             instances, start = [], 0
@@ -82,8 +93,8 @@ class Compiled:
 
     def execute(self, **values) -> int:
         """Run an INSERT, UPDATE or DELETE; return how many rows it touched."""
-        _, sql, params = self._sql(values)
-        return database.rows_affected(database.execute_sql(sql, params))
+        plan, params = self._plan(values)
+        return database.rows_affected(database.execute_sql(plan.sql, params))
 
 
 def _plain_fields(query: peewee.Query) -> tuple[peewee.Field, ...] | None:
