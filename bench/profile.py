@@ -1,7 +1,8 @@
 """Optional (``--profile DIR``): py-spy samples the API alone under ``POST /book`` saturation, then the
-API, one worker per stage and the events relay while the pipeline runs at saturation; the hottest functions of each
-are summarised into the results. py-spy counts every thread that is not idle, so time spent waiting
-in C (a SQLite lock, an fsync) shows; ``--profile-gil`` keeps only the thread holding the GIL."""
+API, one worker per stage and the events relay while the pipeline runs at saturation; the hottest
+functions of each are summarised into the results. py-spy counts every thread that is not idle, so
+time spent waiting in C (a SQLite lock, an fsync) shows; ``--profile-gil`` keeps only the thread
+holding the GIL."""
 
 from __future__ import annotations
 

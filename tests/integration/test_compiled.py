@@ -52,7 +52,7 @@ def test_stored_datetimes_are_read_back_aware_in_utc():
     for text in ("2027-01-04 09:30:00", "2027-01-04 09:30:00.250000", "2027-01-04"):
         read = field.python_value(text)
         assert read.tzinfo is UTC
-        assert read.replace(tzinfo=None) == field.__class__.__mro__[1]().python_value(text)
+        assert read.replace(tzinfo=None) == peewee.DateTimeField().python_value(text)  # as Peewee reads it
     assert field.python_value(datetime(2027, 1, 4, 9, 30)) == datetime(2027, 1, 4, 9, 30, tzinfo=UTC)
     assert field.python_value(None) is None
     assert field.python_value("next tuesday") == "next tuesday"  # not a date: as Peewee hands it back
