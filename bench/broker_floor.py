@@ -84,7 +84,9 @@ def hop(url: str, source: str, exchange: str, routing_key: str, count: int, time
     connection.close()
 
 
-def measure(url: str, namespace: str, count: int, *, timeout: float, queue_type: str = "classic") -> dict:
+def measure(
+    url: str, namespace: str, count: int, *, timeout: float, queue_type: str = "classic", label: str = "broker floor"
+) -> dict:
     """Run the floor once in ``namespace`` over queues of ``queue_type`` and return its rate; the
     queues are deleted afterwards."""
     queues, exchange = queue_names(namespace), exchange_name(namespace)
@@ -106,7 +108,7 @@ def measure(url: str, namespace: str, count: int, *, timeout: float, queue_type:
             with meter:
                 started = time.monotonic()
                 children.append(_child(["produce", url, queues[0], str(count)], pipe=False))
-                missing = arrivals.wait_for([str(n) for n in range(count)], timeout=timeout, label="broker floor")
+                missing = arrivals.wait_for([str(n) for n in range(count)], timeout=timeout, label=label)
             last = max(arrivals.first.values(), default=started)
             arrived = count - missing
     finally:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bench import REPO
-from bench.report import cpu_line
+from bench.report import cpu_line, drift
 
 
 def section(results: dict) -> str:
@@ -67,6 +67,14 @@ def section(results: dict) -> str:
             ("per booking through the pipeline", pipeline),
         )
     ]
+    if end := results.get("floors_end"):
+        moved = drift(results)
+        lines += [
+            "",
+            f"The floors read again at the end of the run: same-work {end['same_work']['saturation']['rps']:.0f} "
+            f"req/s ({moved.get('same_work', 0):+g}%), broker {end['broker']['rate']:.0f} msg/s "
+            f"({moved.get('broker', 0):+g}%); the ratios set each figure against the mean of the two readings.",
+        ]
     if steady := pipeline.get("steady"):
         lines += [
             "",

@@ -10,34 +10,66 @@ from bench.stats import ratio
 
 
 def ratios(results: dict) -> dict:
-    """Every headline figure over its floor from the same run, so the figures hold on a noisy machine."""
+    """Every headline figure over its floor from the same run, so the figures hold on a noisy machine.
+    The same-work and broker floors are read at the start and again at the end of the run; a figure
+    is set against the mean of the two readings (``floor``)."""
     http = results["floors"]["http"]["saturation"]["rps"]
-    same_work = results["floors"].get("same_work", {}).get("saturation", {}).get("rps")
+    same_work = floor(results, "same_work", "saturation", "rps")
     return {
         "post_book_vs_http_floor": ratio(results["api"]["post_book"]["saturation"]["rps"], http),
         "post_book_vs_same_work_floor": ratio(results["api"]["post_book"]["saturation"]["rps"], same_work),
         "get_booking_vs_http_floor": ratio(results["api"]["get_booking"]["saturation"]["rps"], http),
-        "pipeline_vs_broker_floor": ratio(results["pipeline"]["rate"], results["floors"]["broker"]["rate"]),
+        "pipeline_vs_broker_floor": ratio(results["pipeline"]["rate"], floor(results, "broker", "rate")),
         "python_cpu_per_hop_vs_pika_floor": python_cpu_per_hop(results),
     }
 
 
+def readings(results: dict, name: str, *path: str) -> list[float]:
+    """A floor's figure at the start of the run and, when it was read again, at the end."""
+    found = []
+    for floors in (results["floors"], results.get("floors_end", {})):
+        value = floors.get(name)
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, (int, float)):
+            found.append(value)
+    return found
+
+
+def floor(results: dict, name: str, *path: str) -> float | None:
+    """The mean of a floor's readings (None when it was not measured)."""
+    found = readings(results, name, *path)
+    return sum(found) / len(found) if found else None
+
+
+def drift(results: dict) -> dict:
+    """How far each floor moved between the start and the end of the run, in percent of the first
+    reading: what the machine itself did meanwhile (empty for a run that read the floors once)."""
+    moved = {}
+    for name, path in (("same_work", ("saturation", "rps")), ("broker", ("rate",))):
+        found = readings(results, name, *path)
+        if len(found) == 2 and found[0]:
+            moved[name] = round(100 * (found[1] - found[0]) / found[0], 1) + 0.0  # never "-0"
+    return moved
+
+
 def python_cpu_per_hop(results: dict) -> float | None:
     """The pipeline's Python CPU per booking per hop (the worker groups and the relay: four hops, as
-    the broker floor has) over the pika clients' CPU per message per hop in the broker floor. The
-    floor's clients include its producer, so the bound is generous; the API, the pipeline's
-    producer, is left out on our side."""
-    cpu, floor = results["pipeline"].get("cpu"), results["floors"]["broker"].get("cpu")
-    if not cpu or not floor:
+    the broker floor has) over the pika clients' CPU per message per hop in the broker floor (the
+    mean of its readings). The floor's clients include its producer, so the bound is generous; the
+    API, the pipeline's producer, is left out on our side."""
+    cpu = results["pipeline"].get("cpu")
+    pika = floor(results, "broker", "cpu", "ms_per_unit", "pika clients")
+    if not cpu or not pika:
         return None
     ours = sum(ms for name, ms in cpu["ms_per_unit"].items() if name.startswith("worker-") or name == "relay")
-    return ratio(ours, floor["ms_per_unit"].get("pika clients"))
+    return ratio(ours, pika)
 
 
 def targets(results: dict) -> list[dict]:
     """The issue's targets, each with the measured value and whether it is met (None: not measured)."""
     half, steady = results["pipeline"].get("half", {}), results["pipeline"].get("steady", {})
-    same_work_half = results["floors"].get("same_work", {}).get("half", {})
+    post_half_p99 = results["api"]["post_book"]["half"].get("p99_ms")
     steady_rate = steady.get("rate", FULL.steady_rate)
     workers = [results["memory"]["max_worker_peak_rss_mib"]] + [
         s["max_worker_peak_rss_mib"] for s in results["scaling"]
@@ -54,11 +86,11 @@ def targets(results: dict) -> list[dict]:
         ("POST /book / same-work floor", results["ratios"].get("post_book_vs_same_work_floor"), ">=", 1.2),
         (
             "POST /book p99 at half minus the same-work floor's (ms)",
-            _difference(results["api"]["post_book"]["half"].get("p99_ms"), same_work_half.get("p99_ms")),
+            _difference(post_half_p99, floor(results, "same_work", "half", "p99_ms")),
             "<=",
             0,
         ),
-        ("POST /book p99 at half saturation (ms)", results["api"]["post_book"]["half"].get("p99_ms"), "<", 50),
+        ("POST /book p99 at half saturation (ms)", post_half_p99, "<", 50),
         ("end-to-end p99 at half saturation (ms)", half.get("p99_ms"), "<", 100),
         (f"end-to-end p99 at a steady {steady_rate:g} bookings/s (ms)", steady.get("p99_ms"), "<", 50),
         ("API peak RSS (MiB)", results["memory"]["api_peak_rss_mib"], "<", 80),
@@ -108,6 +140,20 @@ def table(results: dict) -> str:
             f"end-to-end at half: p50 {half.get('p50_ms')} / p95 {half.get('p95_ms')} / p99 {half.get('p99_ms')} ms",
         ),
     ]
+    if end := results.get("floors_end"):
+        moved = drift(results)
+        rows += [
+            (
+                "same-work floor, again at the end",
+                saturation(end["same_work"]),
+                f"{moved.get('same_work', 0):+g}% since the start; the ratios take the mean",
+            ),
+            (
+                "broker floor, again at the end",
+                f"{end['broker']['rate']:.0f} msg/s",
+                f"{moved.get('broker', 0):+g}% since the start; the ratios take the mean",
+            ),
+        ]
     if steady := pipeline.get("steady"):
         rows.append(
             (

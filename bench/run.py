@@ -1,6 +1,8 @@
-"""The benchmark's phases, in order: the two floors, the API alone, the pipeline at saturation, at
-half of it and at a fixed steady rate, then the pipeline again with other numbers of API and worker
-processes; all into one results dict."""
+"""The benchmark's phases, in order: the floors, the API alone, the pipeline at saturation, at half
+of it and at a fixed steady rate, the pipeline again with other numbers of API and worker
+processes, and last the same-work and broker floors again (a shared machine speeds up and slows
+down during a run; ``bench.report`` sets the figures against both readings); all into one results
+dict."""
 
 from __future__ import annotations
 
@@ -96,6 +98,11 @@ class Benchmark:
         for api_processes, worker_processes in others:
             scaling.append(self.scaling_entry(self.system(api_processes, worker_processes, full=False)))
         self.results["scaling"] = scaling
+        # The floors that move with the machine, read again: the ratios take both readings.
+        self.results["floors_end"] = {
+            "same_work": self.same_work_floor("same-work floor, again"),
+            "broker": self.broker_floor("broker floor, again"),
+        }
         self.results["integrity"] = {**integrity.combine(self.checks), "runs": self.checks}
         if self.profiles:
             self.results["profile"] = self.profiles
@@ -117,7 +124,7 @@ class Benchmark:
         """A bare Falcon app answering a constant body: what waitress and Falcon cost alone."""
         return self.floor_server("HTTP floor", floor_argv(self.settings, port := free_port()), port, "floor", None)
 
-    def same_work_floor(self) -> dict:
+    def same_work_floor(self, label: str = "same-work floor") -> dict:
         """``bench.same_work``: commit one row and publish one confirmed message per request, by
         hand, on this run's database and broker: what POST /book's work costs done plainly."""
         namespace = new_namespace()
@@ -125,7 +132,7 @@ class Benchmark:
             env = clinic_env(namespace, url, 1, queue_type=self.queue_type)
             try:
                 port = free_port()
-                return self.floor_server("same-work floor", same_work_argv(self.settings, port), port, "same-work", env)
+                return self.floor_server(label, same_work_argv(self.settings, port), port, "same-work", env)
             finally:
                 delete_namespace(self.settings.broker_url, namespace, extra_queues=[f"{namespace}.{SAME_WORK}"])
 
@@ -150,7 +157,7 @@ class Benchmark:
                 server.wait()
             log.close()
 
-    def broker_floor(self) -> dict:
+    def broker_floor(self, label: str = "broker floor") -> dict:
         namespace = new_namespace()
         try:
             return broker_floor.measure(
@@ -159,6 +166,7 @@ class Benchmark:
                 self.plan.broker_messages,
                 timeout=self.plan.drain_seconds,
                 queue_type=self.queue_type,
+                label=label,
             )
         finally:
             delete_namespace(self.settings.broker_url, namespace)

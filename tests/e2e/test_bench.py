@@ -19,6 +19,8 @@ FIGURES = [
     ("floors", "same_work", "saturation", "rps"),
     ("floors", "same_work", "half", "p99_ms"),
     ("floors", "broker", "rate"),
+    ("floors_end", "same_work", "saturation", "rps"),
+    ("floors_end", "broker", "rate"),
     ("statements", "api", "statements"),
     ("statements", "confirmer", "commits"),
     ("api", "post_book", "saturation", "rps"),
@@ -86,3 +88,4 @@ def test_the_quick_benchmark_reports_every_figure_and_loses_no_booking(rabbitmq,
     assert results["ok"] is True
     assert "pipeline" in finished.stdout and "pipeline at 30/s steady" in finished.stdout
     assert "targets:" in finished.stdout
+    assert "broker floor, again at the end" in finished.stdout and "since the start" in finished.stdout
