@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 
 import falcon
 
-from clinic import logs
+from clinic import ids, logs
 
 HEADER = "X-Request-ID"
 _VALID = re.compile(r"^[!-~]{1,128}$")
@@ -27,7 +26,7 @@ class RequestContext:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         sent = req.get_header(HEADER)
-        request_id = sent if sent and _VALID.match(sent) else uuid.uuid4().hex
+        request_id = sent if sent and _VALID.match(sent) else ids.uuid4().hex
         req.context.request_id = request_id
         req.context.log_tokens = logs.bind(request_id=request_id)
         req.context.log_started = time.perf_counter()

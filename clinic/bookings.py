@@ -17,6 +17,7 @@ from typing import Any
 
 import peewee
 
+from clinic import ids
 from clinic.config import Settings
 from clinic.errors import BookingNotFound, InvalidField, RescheduleInFlight, TransitionRefused
 from clinic.schedule import parse_slot
@@ -132,7 +133,7 @@ def request_booking(
     owner: str | None = None,
     by: str | None = None,
     now: Callable[[], datetime] = utcnow,
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_id: Callable[[], str] = ids.new_id,
     commit: Callable[[Callable[[], None]], None] = in_transaction,
 ) -> Booking:
     """Validate a booking request and store it as pending (``by``: the name of the key that asked);
@@ -153,7 +154,7 @@ def request_reschedule(
     owner: str | None = None,
     by: str | None = None,
     now: Callable[[], datetime] = utcnow,
-    new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    new_id: Callable[[], str] = ids.new_id,
 ) -> Booking:
     """Store a new pending booking for the same patient that, once confirmed, replaces ``booking_id``.
 

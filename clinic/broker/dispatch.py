@@ -15,7 +15,7 @@ from dramatiq.brokers.rabbitmq import DEAD_MESSAGE_TTL, RabbitmqBroker, _Rabbitm
 from dramatiq.common import dq_name, xq_name
 from dramatiq.errors import ConnectionClosed
 
-from clinic import logs
+from clinic import ids, logs
 from clinic.broker import parameters, with_backoff
 from clinic.config import Settings, actor_name
 from clinic.errors import ConfigError
@@ -219,4 +219,5 @@ def message_for(settings: Settings, step: Step) -> Message:
         args=tuple(step.args),
         kwargs={},
         options={"request_id": request_id} if request_id else {},
+        message_id=ids.new_id(),  # Dramatiq's own is uuid.uuid4(): a system call an id (clinic.ids)
     )
