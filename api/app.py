@@ -32,7 +32,7 @@ from api.resources import (
 )
 from api.stream import EventStream
 from api.webhooks import DeliveryLog, DeliveryReplay, WebhookCollection, WebhookItem, WebhookRotation
-from clinic import lifecycle, logs, store
+from clinic import keys, lifecycle, logs, store
 from clinic.broker import parameters
 from clinic.broker.deadletters import DeadLetters
 from clinic.broker.dispatch import rabbitmq_broker
@@ -90,7 +90,7 @@ def create_app(
             RequestMetrics(),
             DatabaseSession(),
             BodyLimit(),
-            Authentication(open_access=settings.open_access),
+            Authentication(open_access=settings.open_access, cache=keys.KeyCache(settings.key_cache_seconds)),
             RateLimiter(buckets),
             BodyValidation(),
         ]

@@ -26,15 +26,17 @@ class Authentication:
     """Sets ``req.context.principal`` (a ``keys.Principal``, or None when anonymous in open mode).
 
     Admin paths are checked before routing, so an unknown ``/admin/...`` path or method answers
-    401 too and says nothing about what exists there without a key."""
+    401 too and says nothing about what exists there without a key. Keys verified lately are
+    kept in ``cache`` (``keys.KeyCache``; none: each request reads its key)."""
 
-    def __init__(self, *, open_access: bool = False) -> None:
+    def __init__(self, *, open_access: bool = False, cache: keys.KeyCache | None = None) -> None:
         self.open_access = open_access
+        self.cache = cache
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.principal = None
         if is_admin_path(req.path):
-            req.context.principal = keys.authenticate(bearer_token(req), keys.ADMIN)
+            req.context.principal = keys.authenticate(bearer_token(req), keys.ADMIN, cache=self.cache)
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
         scope = getattr(resource, "scope", None)
@@ -43,7 +45,7 @@ class Authentication:
         token = bearer_token(req)
         if scope == keys.CLIENT and token is None and self.open_access and not req.get_header("Authorization"):
             return
-        req.context.principal = keys.authenticate(token, scope)
+        req.context.principal = keys.authenticate(token, scope, cache=self.cache)
 
 
 def owner(req: falcon.Request) -> str | None:

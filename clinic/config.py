@@ -57,6 +57,8 @@ class Settings:
     api_threads: int = 8
     #: Development only: the booking endpoints answer without a client key (a key sent is still checked).
     open_access: bool = False
+    #: Seconds an API process trusts a key it has verified before reading it again (0: every request).
+    key_cache_seconds: float = 1.0
     #: Requests per client key and API process; None for no limit.
     rate_limit: RateLimit | None = field(default_factory=lambda: RateLimit(20.0, 40))
     api_processes: int = 1
@@ -131,6 +133,7 @@ class Settings:
             worker_threads=read.integer("CLINIC_WORKER_THREADS", defaults.worker_threads, 1, 256),
             api_threads=read.integer("CLINIC_API_THREADS", defaults.api_threads, 1, 256),
             open_access=read.flag("CLINIC_OPEN_ACCESS", defaults.open_access),
+            key_cache_seconds=read.number("CLINIC_KEY_CACHE_SECONDS", defaults.key_cache_seconds, 0, 60),
             rate_limit=read.rate("CLINIC_RATE_LIMIT", defaults.rate_limit),
             api_processes=read.integer("CLINIC_API_PROCESSES", defaults.api_processes, 1, 64),
             queue_type=read.choice("CLINIC_QUEUE_TYPE", defaults.queue_type, QUEUE_TYPES),

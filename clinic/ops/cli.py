@@ -468,7 +468,10 @@ def make_parser() -> argparse.ArgumentParser:
     listing = keys_commands.add_parser("list", help="every key: id, scope, name, when created and revoked")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(handler=cmd_keys_list)
-    revoke = keys_commands.add_parser("revoke", help="revoke a key at once and for good")
+    revoke = keys_commands.add_parser(
+        "revoke",
+        help="revoke a key for good (the API refuses it within CLINIC_KEY_CACHE_SECONDS)",
+    )
     revoke.add_argument("id", metavar="ID", help="the key's id, as 'keys list' shows it")
     revoke.set_defaults(handler=cmd_keys_revoke)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -61,8 +62,7 @@ def test_admin_endpoints_refuse_missing_client_forged_and_revoked_keys(keyed):
     short_lived = create_key(keyed.env, "admin", "short-lived")
     assert http(keyed.port, "GET", "/admin/dead-letters", headers=bearer(short_lived)).status == 200
     assert keys_command(keyed.env, "revoke", short_lived.split("_")[1]).returncode == 0
-    revoked = http(keyed.port, "GET", "/admin/dead-letters", headers=bearer(short_lived))
-    assert revoked.status == 401
+    refused_within_a_second(lambda: http(keyed.port, "GET", "/admin/dead-letters", headers=bearer(short_lived)).status)
 
 
 def test_a_booking_belongs_to_the_client_that_made_it(keyed):
@@ -104,11 +104,18 @@ def test_concurrent_duplicates_make_one_booking(keyed):
     assert len(ids) == 1, ids
 
 
-def test_a_revoked_client_key_is_refused_at_once(keyed):
+def refused_within_a_second(status: Callable[[], int]) -> None:
+    """An API process trusts a key it verified for ``CLINIC_KEY_CACHE_SECONDS`` (1 s) from that
+    read. The key was last read before the revoke command ran, so once the command has returned
+    it is refused within that second (half a second more for the requests themselves)."""
+    wait_until(lambda: status() == 401, timeout=1.5, interval=0.05, what="the revoked key to be refused")
+
+
+def test_a_revoked_client_key_is_refused_within_a_second(keyed):
     carol = create_key(keyed.env, "client", "carol's app")
     assert book(keyed, carol).status == 202
     assert keys_command(keyed.env, "revoke", carol.split("_")[1]).returncode == 0
-    assert book(keyed, carol).status == 401
+    refused_within_a_second(lambda: book(keyed, carol).status)
 
 
 def test_a_fresh_clinic_up_makes_a_local_key_and_bookings_need_a_key(clinic):

@@ -43,6 +43,48 @@ def test_a_wrong_token_is_not_authenticated(db, mangle):
     assert ApiKey.select().count() == 1
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_cached_key_is_trusted_for_its_seconds_from_when_it_was_read_then_read_again(db):
+    clock = Clock()
+    cache = keys.KeyCache(1.0, clock=clock)
+    new = keys.create_key("alice's app", "client")
+    assert keys.authenticate(new.token, "client", cache=cache).key_id == new.key.id
+    keys.revoke(new.key.id)
+    clock.now += 0.9  # used again within the second: still trusted, and not for longer
+    assert keys.authenticate(new.token, "client", cache=cache).key_id == new.key.id
+    clock.now += 0.1
+    with pytest.raises(NotAuthenticated):
+        keys.authenticate(new.token, "client", cache=cache)
+
+
+def test_a_cached_key_still_meets_its_scope_and_a_wrong_token_is_read_every_time(db):
+    cache = keys.KeyCache(60.0)
+    client = keys.create_key("app", "client")
+    keys.authenticate(client.token, "client", cache=cache)
+    with pytest.raises(NotAuthenticated):
+        keys.authenticate(client.token, "staff", cache=cache)
+    forged = client.token[:-1] + ("A" if client.token[-1] != "A" else "B")
+    for _ in range(2):
+        with pytest.raises(NotAuthenticated):
+            keys.authenticate(forged, "client", cache=cache)
+
+
+def test_with_no_cache_seconds_a_revoked_key_is_refused_on_the_next_request(db):
+    cache = keys.KeyCache(0)
+    new = keys.create_key("app", "client")
+    assert keys.authenticate(new.token, "client", cache=cache).key_id == new.key.id
+    keys.revoke(new.key.id)
+    with pytest.raises(NotAuthenticated):
+        keys.authenticate(new.token, "client", cache=cache)
+
+
 def test_a_key_is_refused_where_its_scope_does_not_reach(db):
     client, staff = keys.create_key("app", "client"), keys.create_key("desk", "staff")
     for token, needed in ((client.token, "staff"), (client.token, "admin"), (staff.token, "admin")):

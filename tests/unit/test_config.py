@@ -23,6 +23,7 @@ def test_defaults_match_the_documented_contract():
     assert (settings.webhook_min_backoff_ms, settings.webhook_max_backoff_ms) == (5000, 1_800_000)
     assert settings.webhook_allow_private is False
     assert (settings.streams_per_process, settings.stream_max_seconds) == (4, 300)  # half of 8 threads
+    assert settings.key_cache_seconds == 1.0
 
 
 def test_integration_settings_are_read_and_checked():
@@ -35,8 +36,10 @@ def test_integration_settings_are_read_and_checked():
             "CLINIC_STREAM_MAX": "2",
             "CLINIC_STREAM_MAX_SECONDS": "30",
             "CLINIC_DATA_DIR": "/var/lib/clinic",
+            "CLINIC_KEY_CACHE_SECONDS": "0",
         }
     )
+    assert settings.key_cache_seconds == 0
     assert (settings.webhook_min_backoff_ms, settings.webhook_max_backoff_ms) == (100, 200)
     assert settings.webhook_allow_private and settings.secret_key == "k" * 32
     assert (settings.streams_per_process, settings.stream_max_seconds) == (2, 30)
@@ -90,6 +93,8 @@ def test_every_variable_is_read():
         ("CLINIC_NAMESPACE", "has space"),
         ("CLINIC_NAMESPACE", "dots.are.separators"),
         ("CLINIC_SWEEP_AFTER", "5"),  # shorter than the default retries can take
+        ("CLINIC_KEY_CACHE_SECONDS", "-1"),
+        ("CLINIC_KEY_CACHE_SECONDS", "a while"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(variable, value):
