@@ -49,10 +49,11 @@ SEND_GATHER = 0.005
 
 
 class DatabaseSession:
-    """A database connection for each request, given back afterwards (``store.open_session``)."""
-
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        store.open_session()
+    """Whatever database connection a request took is given back when it ends
+    (``store.close_session``). A request takes one from the pool at its first query (Peewee's
+    ``autoconnect``), not up front: a ``POST /book`` whose key was verified lately queries
+    nothing on its own thread (its booking is written by ``store.GroupCommit``), and the pool's
+    lock, taken and given back by eight threads at once, cost it about 5% of its CPU."""
 
     def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
         store.close_session()
