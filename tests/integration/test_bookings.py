@@ -176,8 +176,7 @@ def test_processes_starting_together_create_the_schema_without_a_deadlock(databa
     for attempt in range(4):  # either needs an unlucky interleaving: give it a few chances
         url = database_url.replace(".db", f"-{attempt}.db") if database_url.startswith("sqlite") else database_url
         starts = [
-            subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE, text=True)
-            for _ in range(12)
+            subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE, text=True) for _ in range(12)
         ]
         failures = [process.stderr.read().strip().splitlines()[-1:] for process in starts if process.wait(60)]
         assert failures == []
