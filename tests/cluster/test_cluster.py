@@ -3,6 +3,7 @@ poison message, and the rolling restart of an upgrade lose nothing."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
@@ -26,17 +27,18 @@ pytestmark = pytest.mark.cluster
 OFFERED_PER_SECOND = 40
 
 
+def booking_request(n: int) -> dict:
+    """Booking ``n`` of a run: over 5 weekdays x 20 slots x 3 doctors (300 places), so most ask
+    for a place another asked for first and must be rejected as taken."""
+    return {
+        "patient": f"Patient {n}",
+        "slot": slot(8 + (n % 20) // 2, 30 * (n % 2), weekday=(n // 20) % 5),
+        "doctor_id": 1 + (n // 100) % 3,
+    }
+
+
 def requests(count: int) -> list[dict]:
-    """Bookings over 5 weekdays x 20 slots x 3 doctors (300 places), so most ask for a place another
-    asked for first and must be rejected as taken."""
-    return [
-        {
-            "patient": f"Patient {n}",
-            "slot": slot(8 + (n % 20) // 2, 30 * (n % 2), weekday=(n // 20) % 5),
-            "doctor_id": 1 + (n // 100) % 3,
-        }
-        for n in range(count)
-    ]
+    return [booking_request(n) for n in range(count)]
 
 
 class Poster:
@@ -251,12 +253,16 @@ def test_a_rolling_restart_of_every_node_loses_nothing(cluster, cluster_env, boo
     request.addfinalizer(clinic.stop)
     namespace = cluster_env["CLINIC_NAMESPACE"]
     poster = Poster(clinic)
-    bodies = iter(requests(6000))
+    bodies = map(booking_request, itertools.count())  # as many as the upgrade takes
     upgraded = threading.Event()
+    failed: list[BaseException] = []
 
     def post_until_upgraded() -> None:
-        while not upgraded.is_set():
-            poster.post([next(bodies) for _ in range(40)], threads=4)
+        try:
+            while not upgraded.is_set():
+                poster.post([next(bodies) for _ in range(40)], threads=4)
+        except BaseException as error:  # the test fails on it, not only a warning
+            failed.append(error)
 
     posting = threading.Thread(target=post_until_upgraded)
     started = time.monotonic()
@@ -271,6 +277,7 @@ def test_a_rolling_restart_of_every_node_loses_nothing(cluster, cluster_env, boo
     finally:
         upgraded.set()
         posting.join(timeout=600)
+    assert failed == [] and not posting.is_alive()
     assert poster.refused == [] and len(set(poster.ids)) == len(poster.ids) > 0
     wait_all_final(poster.ids, timeout=600)
     tally = assert_each_decided_once_and_no_slot_twice(poster.ids)
