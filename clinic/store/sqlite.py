@@ -39,10 +39,8 @@ class SqliteWriterQueue:
         super().__init__(*args, **kwargs)
 
     def begin(self, *args, **kwargs):
-        self._writer.acquire()
-        self._holder.writing = True
+        self._take_writer()
         try:
-            fcntl.flock(self._writer_file(), fcntl.LOCK_EX)
             return super().begin(*args, **kwargs)
         except BaseException:
             self._release_writer()
@@ -61,12 +59,11 @@ class SqliteWriterQueue:
         twelve processes starting together on a new file, ten times over, four died of it)."""
         if getattr(self._holder, "writing", False):  # this thread has the file's turn already
             return super()._set_pragmas(conn)
-        with self._writer:
-            fcntl.flock(self._writer_file(), fcntl.LOCK_EX)
-            try:
-                return super()._set_pragmas(conn)
-            finally:
-                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+        self._take_writer()
+        try:
+            return super()._set_pragmas(conn)
+        finally:
+            self._release_writer()
 
     def rollback(self):
         try:
@@ -79,6 +76,16 @@ class SqliteWriterQueue:
             path = os.devnull if self.database in ("", ":memory:") else f"{self.database}.writer"
             self._lock_file = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         return self._lock_file
+
+    def _take_writer(self) -> None:
+        """The process's turn, then the file's (released by ``_release_writer``)."""
+        self._writer.acquire()
+        self._holder.writing = True
+        try:
+            fcntl.flock(self._writer_file(), fcntl.LOCK_EX)
+        except BaseException:
+            self._release_writer()
+            raise
 
     def _release_writer(self) -> None:
         if getattr(self._holder, "writing", False):
