@@ -81,10 +81,10 @@ class KeyCache:
 
     def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic, limit: int = 4096) -> None:
         self.seconds, self.clock, self.limit = seconds, clock, limit
-        self._verified: dict[bytes, tuple[Principal, float]] = {}
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     def get(self, token: str) -> Principal | None:
-        found = self._verified.get(_digest(token)) if self.seconds > 0 else None
+        found = self._verified.get(_hash(token)) if self.seconds > 0 else None
         if found is None or self.clock() >= found[1]:
             return None
         return found[0]
@@ -93,7 +93,7 @@ class KeyCache:
         if self.seconds > 0:
             if len(self._verified) >= self.limit:  # many keys: start again rather than grow
                 self._verified.clear()
-            self._verified[_digest(token)] = (principal, self.clock() + self.seconds)
+            self._verified[_hash(token)] = (principal, self.clock() + self.seconds)
 
 
 def authenticate(token: str | None, scope: str, *, cache: KeyCache | None = None) -> Principal:
@@ -160,7 +160,3 @@ def _required(scope: str) -> str:
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
