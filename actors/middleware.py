@@ -60,6 +60,11 @@ class LogContext(Middleware):
 
     after_skip_message = after_process_message
 
+    def after_worker_shutdown(self, broker, worker):
+        # A worker process ends without logging.shutdown: what its handler holds goes out now,
+        # before Dramatiq closes the pipe its lines leave by.
+        logs.flush()
+
     def __init__(self) -> None:
         self._tokens: dict[str, list] = {}
         self._started: dict[str, float] = {}

@@ -26,7 +26,9 @@ def start() -> dramatiq.Broker:
     settings = Settings.from_env()
     if settings.log_format == "json":
         # Dramatiq was told --skip-logging (actors.dramatiq_cli); stderr is its pipe by now.
-        logs.configure("json")
+        logs.configure("json", flush_seconds=settings.log_flush_seconds)
+    else:
+        logs.batch_lines(settings.log_flush_seconds)  # Dramatiq's own handler, on its pipe
     logging.getLogger("pika").setLevel(logging.CRITICAL)
     broker = rabbitmq_broker(settings, middleware_for(settings))
     dramatiq.set_broker(broker)

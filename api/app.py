@@ -141,7 +141,7 @@ def get_app() -> falcon.App:
     """The API process's composition root: settings from the environment, the database, and a
     relay that only sends (the API needs none of the workers' setup)."""
     settings = Settings.from_env()
-    logs.configure(settings.log_format)
+    logs.configure(settings.log_format, flush_seconds=settings.log_flush_seconds)
     logging.getLogger("pika").setLevel(logging.CRITICAL)
     broker = rabbitmq_broker(settings)
     # Steps leave the request path: a request answers after its commit, and the relay publishes

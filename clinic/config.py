@@ -74,6 +74,8 @@ class Settings:
     worker_metrics_host: str = "127.0.0.1"
     #: ``text`` (human lines) or ``json`` (one JSON object per line, for a log shipper).
     log_format: str = "text"
+    #: Seconds a log line of INFO or below may wait to be written with others (0: each at once).
+    log_flush_seconds: float = 0.2
     #: Backoff of a webhook delivery's retries (Dramatiq Retries), from the first to the longest.
     webhook_min_backoff_ms: int = 5000
     webhook_max_backoff_ms: int = 1_800_000
@@ -142,6 +144,7 @@ class Settings:
             worker_metrics_port=read.optional_integer("CLINIC_WORKER_METRICS_PORT", 1, 65535 - len(STAGES)),
             worker_metrics_host=read.text("CLINIC_WORKER_METRICS_HOST", defaults.worker_metrics_host),
             log_format=read.choice("CLINIC_LOG_FORMAT", defaults.log_format, LOG_FORMATS),
+            log_flush_seconds=read.number("CLINIC_LOG_FLUSH_SECONDS", defaults.log_flush_seconds, 0, 5),
             webhook_min_backoff_ms=read.integer(
                 "CLINIC_WEBHOOK_MIN_BACKOFF_MS", defaults.webhook_min_backoff_ms, 1, 86_400_000
             ),

@@ -17,7 +17,7 @@ def start() -> tuple[Settings, peewee.Database]:
     """Settings from the environment, the log format, and the database bound. pika reports a
     dropped connection with tracebacks at ERROR; these processes say it in one line themselves."""
     settings = Settings.from_env()
-    logs.configure(settings.log_format)
+    logs.configure(settings.log_format, flush_seconds=settings.log_flush_seconds)
     logging.getLogger("pika").setLevel(logging.CRITICAL)
     return settings, store.connect(settings.database_url)
 

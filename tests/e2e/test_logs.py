@@ -70,3 +70,17 @@ def test_one_request_id_follows_a_booking_through_the_api_and_every_worker(start
         "clinic.relay",
     }
     assert "Ana" not in clinic.log_text() and "Pérez" not in clinic.log_text()
+
+
+def test_the_lines_a_process_holds_are_written_when_it_stops(start_clinic):
+    """Log lines leave in batches (CLINIC_LOG_FLUSH_SECONDS, here 5 s): whatever a process still
+    holds when ``clinic up`` stops is written then, the API's at its exit and each worker's when
+    Dramatiq shuts the worker down (its processes end without Python's exit handlers)."""
+    clinic = start_clinic(CLINIC_LOG_FORMAT="json", CLINIC_LOG_FLUSH_SECONDS="5")
+    booking_id = clinic.book().json()["booking_id"]
+    assert clinic.wait_final(booking_id)["status"] == "confirmed"
+    assert clinic.stop() == 0
+    lines = [line for line in log_lines(clinic) if line.get("booking_id") == booking_id]
+    access = [line["message"].split()[:3] for line in lines if line["logger"] == "api.access"]
+    assert ["POST", "/book", "202"] in access
+    assert {"process_booking", "confirm_booking"} <= {line.get("actor") for line in lines}

@@ -37,9 +37,10 @@ def test_integration_settings_are_read_and_checked():
             "CLINIC_STREAM_MAX_SECONDS": "30",
             "CLINIC_DATA_DIR": "/var/lib/clinic",
             "CLINIC_KEY_CACHE_SECONDS": "0",
+            "CLINIC_LOG_FLUSH_SECONDS": "0",
         }
     )
-    assert settings.key_cache_seconds == 0
+    assert settings.key_cache_seconds == 0 and settings.log_flush_seconds == 0
     assert (settings.webhook_min_backoff_ms, settings.webhook_max_backoff_ms) == (100, 200)
     assert settings.webhook_allow_private and settings.secret_key == "k" * 32
     assert (settings.streams_per_process, settings.stream_max_seconds) == (2, 30)
@@ -95,6 +96,8 @@ def test_every_variable_is_read():
         ("CLINIC_SWEEP_AFTER", "5"),  # shorter than the default retries can take
         ("CLINIC_KEY_CACHE_SECONDS", "-1"),
         ("CLINIC_KEY_CACHE_SECONDS", "a while"),
+        ("CLINIC_LOG_FLUSH_SECONDS", "6"),
+        ("CLINIC_LOG_FLUSH_SECONDS", "-0.1"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(variable, value):
