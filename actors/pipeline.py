@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import dramatiq
 
-from clinic import lifecycle
+from clinic import bookings, lifecycle
 from clinic.availability import AvailabilitySystem
 from clinic.broker.dispatch import Dispatcher
 from clinic.broker.notifications import Publisher
@@ -27,19 +27,21 @@ def declare(
     calendar: AvailabilitySystem,
     publisher: Publisher,
     send: Callable[[lifecycle.Step], object] | None = None,
+    books: lifecycle.BookingStore = bookings,
 ) -> dict[str, dramatiq.Actor]:
     """Declare the actors on ``broker``, with their collaborators; return them by actor name.
-    ``send`` sends a step and returns once RabbitMQ confirmed it (by default through ``broker``)."""
+    ``send`` sends a step and returns once RabbitMQ confirmed it (by default through ``broker``);
+    ``books`` reads and writes the bookings (a worker process's writes share transactions)."""
     route = send or Dispatcher(settings, broker).send
 
     def process_booking(booking_id: str) -> None:
-        route(lifecycle.process(settings, booking_id, calendar))
+        route(lifecycle.process(settings, booking_id, calendar, books=books))
 
     def confirm_booking(booking_id: str, doctor_id: int) -> None:
-        route(lifecycle.confirm(booking_id, doctor_id, calendar))
+        route(lifecycle.confirm(booking_id, doctor_id, calendar, books=books))
 
     def reject_booking(booking_id: str, reason: str) -> None:
-        route(lifecycle.reject(booking_id, reason))
+        route(lifecycle.reject(booking_id, reason, books=books))
 
     def notify_booking(booking_id: str, status: str | None = None) -> None:
         for notice in lifecycle.notifications(settings, booking_id, status):

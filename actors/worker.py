@@ -10,7 +10,7 @@ import dramatiq
 from actors import webhooks
 from actors.middleware import middleware_for
 from actors.pipeline import declare
-from clinic import logs, store
+from clinic import bookings, logs, store
 from clinic.availability import AvailabilitySystem
 from clinic.broker.dispatch import rabbitmq_broker
 from clinic.broker.notifications import Publisher
@@ -42,6 +42,9 @@ def start() -> dramatiq.Broker:
         calendar=AvailabilitySystem(settings.unavailability_rate, settings.confirm_delay),
         publisher=Publisher(settings.exchange, relay),
         send=relay.send,
+        # The confirmations and rejections this process's threads make at once share one
+        # transaction and one fsync; each message is still acked only after its own commit.
+        books=bookings.Committing(store.GroupCommit()),
     )
     webhooks.declare(broker, settings, box=SecretBox.for_settings(settings))
     return broker

@@ -293,14 +293,23 @@ class Outcome(enum.Enum):
     MISSING = "missing"
 
 
-def confirm(booking_id: str, doctor_id: int, *, now: Callable[[], datetime] = utcnow) -> Outcome:
+def confirm(
+    booking_id: str,
+    doctor_id: int,
+    *,
+    now: Callable[[], datetime] = utcnow,
+    commit: Callable[[Callable[[], Outcome]], Outcome] = in_transaction,
+) -> Outcome:
     """Confirm a pending booking with a doctor; the database refuses a second confirmed booking
     for the same doctor and slot, and then the answer is CONFLICT.
 
     A reschedule's confirmation cancels the booking it replaces (reason ``rescheduled``) in the
-    same transaction, when that one still holds its slot: both happen, or neither."""
+    same transaction, when that one still holds its slot: both happen, or neither. ``commit``
+    runs the writes in a transaction (a worker passes a ``store.GroupCommit``)."""
     try:
-        return _finish(booking_id, CONFIRMED, now(), _CONFIRM_PENDING, then=_cancel_replaced, doctor_id=doctor_id)
+        return _finish(
+            booking_id, CONFIRMED, now(), _CONFIRM_PENDING, commit=commit, then=_cancel_replaced, doctor_id=doctor_id
+        )
     except peewee.IntegrityError:
         current = Booking.get_or_none(Booking.id == booking_id)
         if current is not None and current.status == CONFIRMED:
@@ -308,9 +317,15 @@ def confirm(booking_id: str, doctor_id: int, *, now: Callable[[], datetime] = ut
         return Outcome.CONFLICT
 
 
-def reject(booking_id: str, reason: str, *, now: Callable[[], datetime] = utcnow) -> Outcome:
+def reject(
+    booking_id: str,
+    reason: str,
+    *,
+    now: Callable[[], datetime] = utcnow,
+    commit: Callable[[Callable[[], Outcome]], Outcome] = in_transaction,
+) -> Outcome:
     """Reject a pending booking with a reason."""
-    return _finish(booking_id, REJECTED, now(), _REJECT_PENDING, reason=reason)
+    return _finish(booking_id, REJECTED, now(), _REJECT_PENDING, commit=commit, reason=reason)
 
 
 def _cancel_replaced(new_id: str, at: Any) -> None:
@@ -325,21 +340,44 @@ def _finish(
     stamp: datetime,
     update: Compiled,
     *,
+    commit: Callable[[Callable[[], Outcome]], Outcome] = in_transaction,
     then: Callable[[str, Any], None] | None = None,
     by: str | None = None,
     **changes: Any,
 ) -> Outcome:
     at = Booking.updated_at.db_value(stamp)
-    with database.atomic():
+
+    def write() -> Outcome:
         if update.execute(id=booking_id, at=at, **changes):
             _INSERT_EVENT.execute(booking=booking_id, status=status, reason=changes.get("reason"), at=at, by=by)
             if then is not None:
                 then(booking_id, at)
             return Outcome.CHANGED
         current = _STATUS_OF.rows(id=booking_id)
-    if not current:
-        return Outcome.MISSING
-    return Outcome.ALREADY if current[0].status == status else Outcome.CONFLICT
+        if not current:
+            return Outcome.MISSING
+        return Outcome.ALREADY if current[0].status == status else Outcome.CONFLICT
+
+    return commit(write)
+
+
+class Committing:
+    """This module as a pipeline's ``lifecycle.BookingStore``, its writes (confirm, reject) run by
+    ``commit``: a worker process passes a ``store.GroupCommit``, so the confirmations its threads
+    make at once share one transaction and one fsync, as new bookings do in the API."""
+
+    def __init__(self, commit: Callable[[Callable[[], Outcome]], Outcome]) -> None:
+        self.commit = commit
+
+    load = staticmethod(load)
+    statuses_of = staticmethod(statuses_of)
+    doctors_taken_at = staticmethod(doctors_taken_at)
+
+    def confirm(self, booking_id: str, doctor_id: int) -> Outcome:
+        return confirm(booking_id, doctor_id, commit=self.commit)
+
+    def reject(self, booking_id: str, reason: str) -> Outcome:
+        return reject(booking_id, reason, commit=self.commit)
 
 
 def claim_stale(older_than: datetime, *, now: datetime, limit: int = 500) -> list[str]:

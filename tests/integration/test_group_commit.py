@@ -76,3 +76,31 @@ def test_a_database_that_is_away_answers_every_waiter(settings, tmp_path):
     group = GroupCommit()
     with pytest.raises(peewee.OperationalError):
         group(lambda: None)
+
+
+def test_a_workers_confirmations_share_transactions_and_one_slot_still_goes_to_one_booking(db, settings):
+    """A worker process's confirmations go through one group commit (``bookings.Committing``).
+    Twenty threads confirm twenty bookings, each alone on its slot, at once: all are confirmed,
+    sharing transactions. Then twenty threads confirm twenty bookings that want one doctor's
+    slot: exactly one is confirmed, the rest are told CONFLICT and stay pending (a batch with a
+    conflict is run again one write at a time). Each answer holds once it is returned."""
+    group = GroupCommit()
+    books = bookings.Committing(group)
+
+    def confirm_together(wanted: list[dict]) -> list:
+        ids = [bookings.request_booking(settings, {"patient": f"Patient {n}", **w}).id for n, w in enumerate(wanted)]
+
+        def confirm(n: int):
+            outcome = books.confirm(ids[n], wanted[n]["doctor_id"])
+            return outcome, Booking.get_by_id(ids[n]).status  # this thread's own connection reads it
+
+        return run_together(len(ids), confirm)
+
+    alone = confirm_together([{"slot": slot(9 + n % 4, weekday=n // 4), "doctor_id": 2} for n in range(20)])
+    assert alone == [(bookings.Outcome.CHANGED, "confirmed")] * 20
+    assert group.writes == 20 and group.transactions < 20  # some really were committed together
+
+    contested = confirm_together([{"slot": slot(15), "doctor_id": 1} for _ in range(20)])
+    assert sorted(contested, key=str) == sorted(
+        [(bookings.Outcome.CHANGED, "confirmed")] + [(bookings.Outcome.CONFLICT, "pending")] * 19, key=str
+    )
