@@ -127,10 +127,10 @@ class DeadlineChannel(HTTPChannel):
 
 class QueueDepthLog:
     """Waitress's ``queue_logger``, summarised. Waitress warns "Task queue depth is N" for every
-    request that finds all its threads busy: at saturation that is a line per request, which cost
-    about a tenth of the API's CPU in the benchmark's profile and buries every other line. This
-    passes the first warning on at once, then at most one per ``interval`` seconds, each saying
-    the deepest queue and how many warnings it stands for since the line before.
+    request that finds all its threads busy: at saturation that is a line per request, which
+    buries every other line. This passes the first warning on at once, then at most one per
+    ``interval`` seconds, each saying the deepest queue and how many warnings it stands for since
+    the line before.
 
     Waitress calls ``warning`` under its dispatcher's lock, so calls never overlap."""
 

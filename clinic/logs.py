@@ -114,10 +114,11 @@ class BatchedStreamHandler(logging.StreamHandler):
         except Exception:
             self.handleError(record)
             return
-        if self.held_bytes + len(line) > BATCH_BYTES:
+        size = len(line) if line.isascii() else len(line.encode("utf-8", "replace"))
+        if self.held_bytes + size > BATCH_BYTES:
             self._write()
         self.held.append(line)
-        self.held_bytes += len(line)
+        self.held_bytes += size
         if record.levelno >= logging.WARNING:
             self.flush()
         elif self._flusher_pid != os.getpid():  # first line, or a forked child (a Dramatiq worker)

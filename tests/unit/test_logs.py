@@ -79,12 +79,12 @@ def test_a_warning_is_written_at_once_after_every_line_before_it(piped):
 
 def test_a_write_is_whole_lines_of_at_most_a_pipes_atomic_size(piped):
     logger, _, stream, read = piped
-    lines = [f"line {n:04d} " + "x" * 90 for n in range(200)]  # about 20 KB in all
+    lines = [f"línea {n:04d} " + "é" * 90 for n in range(200)]  # 192 bytes each in UTF-8, 101 characters
     for line in lines:
         logger.info(line)
     logger.error("the end")
     assert read_all(read, INTERVAL / 2) == "".join(f"INFO {line}\n" for line in lines) + "ERROR the end\n"
-    assert len(stream.writes) >= 20_000 // logs.BATCH_BYTES
+    assert len(stream.writes) >= 38_000 // logs.BATCH_BYTES
     assert all(len(w.encode()) <= logs.BATCH_BYTES and w.endswith("\n") for w in stream.writes)
 
 
