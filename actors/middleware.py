@@ -61,9 +61,9 @@ class LogContext(Middleware):
     after_skip_message = after_process_message
 
     def after_worker_shutdown(self, broker, worker):
-        # A worker process ends without logging.shutdown: what its handler holds goes out now,
-        # before Dramatiq closes the pipe its lines leave by.
-        logs.flush()
+        # A worker process ends without logging.shutdown, and Dramatiq closes the pipe its lines
+        # leave by right after this hook and a last line or two: from here on, lines go at once.
+        logs.write_at_once()
 
     def __init__(self) -> None:
         self._tokens: dict[str, list] = {}

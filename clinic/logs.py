@@ -106,6 +106,7 @@ class BatchedStreamHandler(logging.StreamHandler):
         self.interval = interval
         self.held: list[str] = []
         self.held_bytes = 0
+        self.batching = True  # False: every line at once (see ``write_at_once``)
         self._flusher_pid: int | None = None  # the process the flusher thread runs in
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -119,7 +120,7 @@ class BatchedStreamHandler(logging.StreamHandler):
             self._write()
         self.held.append(line)
         self.held_bytes += size
-        if record.levelno >= logging.WARNING:
+        if record.levelno >= logging.WARNING or not self.batching:
             self.flush()
         elif self._flusher_pid != os.getpid():  # first line, or a forked child (a Dramatiq worker)
             self._flusher_pid = os.getpid()
@@ -179,8 +180,11 @@ def batch_lines(flush_seconds: float) -> None:
             root.addHandler(new)
 
 
-def flush() -> None:
-    """Write every line the root logger's handlers hold (before a process ends on its own terms
-    without ``logging.shutdown``, as a Dramatiq worker process does)."""
+def write_at_once() -> None:
+    """Write every line the root logger's handlers hold, and each later line at once: for a
+    process about to end without ``logging.shutdown``, as a Dramatiq worker process does (its
+    last lines come after the last hook it calls)."""
     for each in logging.getLogger().handlers:
+        if isinstance(each, BatchedStreamHandler):
+            each.batching = False
         each.flush()

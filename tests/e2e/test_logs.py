@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 
+from clinic.config import STAGES
 from tests.support import PRINTED_KEY, slot, wait_until
 
 # What `clinic up` prints on purpose, for a person, before any log line: the first key.
@@ -84,3 +85,6 @@ def test_the_lines_a_process_holds_are_written_when_it_stops(start_clinic):
     access = [line["message"].split()[:3] for line in lines if line["logger"] == "api.access"]
     assert ["POST", "/book", "202"] in access
     assert {"process_booking", "confirm_booking"} <= {line.get("actor") for line in lines}
+    # Dramatiq's own last line of each worker process comes after the last hook it calls.
+    shut_down = [line for line in log_lines(clinic) if line["message"] == "Worker has been shut down."]
+    assert len(shut_down) == len(STAGES)

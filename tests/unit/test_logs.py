@@ -88,13 +88,17 @@ def test_a_write_is_whole_lines_of_at_most_a_pipes_atomic_size(piped):
     assert all(len(w.encode()) <= logs.BATCH_BYTES and w.endswith("\n") for w in stream.writes)
 
 
-def test_flush_writes_what_the_root_handlers_hold(piped, monkeypatch):
+def test_write_at_once_writes_what_is_held_and_every_later_line_at_once(piped, monkeypatch):
+    """What a Dramatiq worker process does when Dramatiq shuts it down: its last lines come
+    after the last hook, and then the process ends without logging.shutdown."""
     logger, handler, _, read = piped
     root = logging.getLogger()
     monkeypatch.setattr(root, "handlers", [handler])
-    logger.info("held until flushed")
-    logs.flush()
-    assert read_all(read, INTERVAL / 4) == "INFO held until flushed\n"
+    logger.info("held until then")
+    logs.write_at_once()
+    assert read_all(read, INTERVAL / 4) == "INFO held until then\n"
+    logger.info("Worker has been shut down.")
+    assert read_all(read, INTERVAL / 4) == "INFO Worker has been shut down.\n"
 
 
 def test_a_forked_child_writes_its_own_held_lines(piped):
