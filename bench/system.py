@@ -73,11 +73,13 @@ class Part:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def stop(self, timeout: float = 40) -> None:
+    def stop(self, timeout: float = 40, *, signalled: bool = False) -> None:
         """SIGTERM to the leader only (Dramatiq's main forwards it and lets workers finish their
-        message); the whole group is killed if it has not stopped in time."""
+        message), unless it was ``signalled`` already: a second SIGTERM makes Dramatiq kill its
+        workers mid-shutdown. The whole group is killed if it has not stopped in time."""
         if self.alive():
-            self.process.send_signal(signal.SIGTERM)
+            if not signalled:
+                self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -174,7 +176,7 @@ class System:
                 part.process.send_signal(signal.SIGTERM)  # all at once: they stop in parallel
         for part in parts:
             if part is not None:
-                part.stop()
+                part.stop(signalled=True)
         for pid in servers:
             if "api.serve" in _cmdline(pid):
                 with contextlib.suppress(ProcessLookupError):
