@@ -79,7 +79,7 @@ def create_app(
     clock: Callable[[], float] = time.monotonic,
     metrics: CollectorRegistry | None = None,
     box: SecretBox | None = None,
-    commit: Callable[[Callable[[], None]], None] = store.in_transaction,
+    commit: store.Commit = store.in_transaction,
 ) -> falcon.App:
     """Build the API around a dispatcher that sends a pipeline step (``lifecycle.Step``). The settings
     decide the access mode (``open_access``) and the per-key rate limit; ``commit`` stores a new

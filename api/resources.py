@@ -18,7 +18,7 @@ from clinic import booking_list, bookings, idempotency, keys, lifecycle, slots
 from clinic.config import Settings
 from clinic.errors import InvalidField
 from clinic.lifecycle import Step
-from clinic.store import Booking, in_transaction
+from clinic.store import Booking, Commit, in_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class BookingCollection:
         dispatch: Callable[[Step], object],
         *,
         slot_examples=None,
-        commit: Callable[[Callable[[], None]], None] = in_transaction,
+        commit: Commit = in_transaction,
     ) -> None:
         self.settings = settings
         self.send = Sender(dispatch)

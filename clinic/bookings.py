@@ -21,7 +21,7 @@ from clinic import ids
 from clinic.config import Settings
 from clinic.errors import BookingNotFound, InvalidField, RescheduleInFlight, TransitionRefused
 from clinic.schedule import parse_slot
-from clinic.store import Booking, BookingEvent, Compiled, column_values, database, in_transaction, utcnow
+from clinic.store import Booking, BookingEvent, Commit, Compiled, column_values, database, in_transaction, utcnow
 
 PENDING, CONFIRMED, REJECTED, CANCELLED = "pending", "confirmed", "rejected", "cancelled"
 STATUSES = (PENDING, CONFIRMED, REJECTED, CANCELLED)
@@ -134,7 +134,7 @@ def request_booking(
     by: str | None = None,
     now: Callable[[], datetime] = utcnow,
     new_id: Callable[[], str] = ids.new_id,
-    commit: Callable[[Callable[[], None]], None] = in_transaction,
+    commit: Commit = in_transaction,
 ) -> Booking:
     """Validate a booking request and store it as pending (``by``: the name of the key that asked);
     raise InvalidField naming what is wrong. ``commit`` runs the insert in a transaction and returns
@@ -298,7 +298,7 @@ def confirm(
     doctor_id: int,
     *,
     now: Callable[[], datetime] = utcnow,
-    commit: Callable[[Callable[[], Outcome]], Outcome] = in_transaction,
+    commit: Commit = in_transaction,
 ) -> Outcome:
     """Confirm a pending booking with a doctor; the database refuses a second confirmed booking
     for the same doctor and slot, and then the answer is CONFLICT.
@@ -322,7 +322,7 @@ def reject(
     reason: str,
     *,
     now: Callable[[], datetime] = utcnow,
-    commit: Callable[[Callable[[], Outcome]], Outcome] = in_transaction,
+    commit: Commit = in_transaction,
 ) -> Outcome:
     """Reject a pending booking with a reason."""
     return _finish(booking_id, REJECTED, now(), _REJECT_PENDING, commit=commit, reason=reason)
@@ -340,7 +340,7 @@ def _finish(
     stamp: datetime,
     update: Compiled,
     *,
-    commit: Callable[[Callable[[], Outcome]], Outcome] = in_transaction,
+    commit: Commit = in_transaction,
     then: Callable[[str, Any], None] | None = None,
     by: str | None = None,
     **changes: Any,
@@ -366,7 +366,7 @@ class Committing:
     ``commit``: a worker process passes a ``store.GroupCommit``, so the confirmations its threads
     make at once share one transaction and one fsync, as new bookings do in the API."""
 
-    def __init__(self, commit: Callable[[Callable[[], Outcome]], Outcome]) -> None:
+    def __init__(self, commit: Commit) -> None:
         self.commit = commit
 
     load = staticmethod(load)

@@ -12,7 +12,7 @@ from playhouse import db_url
 from playhouse.migrate import SchemaMigrator, migrate
 
 from clinic.store.compiled import Compiled, column_values
-from clinic.store.group_commit import GroupCommit, in_transaction
+from clinic.store.group_commit import Commit, GroupCommit, in_transaction
 from clinic.store.models import (
     ApiKey,
     BaseModel,
@@ -36,6 +36,7 @@ __all__ = [
     "BaseModel",
     "Booking",
     "BookingEvent",
+    "Commit",
     "Compiled",
     "GroupCommit",
     "IdempotencyRecord",

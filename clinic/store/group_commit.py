@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from clinic.store.models import database
 
@@ -21,6 +21,13 @@ logger = logging.getLogger("clinic.store")
 
 #: Writes of one transaction, at most; more wait for the next.
 BATCH_LIMIT = 128
+
+
+class Commit(Protocol):
+    """What runs a write in a transaction and returns its result once it is committed:
+    :func:`in_transaction`, or a :class:`GroupCommit` shared by a process's threads."""
+
+    def __call__(self, write: Callable[[], T], /) -> T: ...
 
 
 def in_transaction(write: Callable[[], T]) -> T:
