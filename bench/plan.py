@@ -25,6 +25,8 @@ class Plan:
     concurrency: int  # connections of a closed-loop run (twice waitress's 8 threads)
     drain_seconds: float  # how long the pipeline may take to finish after the last request
     slots_requests: int  # GET /slots of 31 days, one after another, against 10,000 stored bookings
+    #: Rounds of ``POST /book`` and the same-work floor loaded by turns (``Benchmark.paired_rounds``).
+    paired_rounds: int
 
     def with_bookings(self, bookings: int | None) -> Plan:
         return self if bookings is None else replace(self, pipeline_bookings=bookings)
@@ -59,6 +61,7 @@ FULL = Plan(
     concurrency=16,
     drain_seconds=240.0,
     slots_requests=1000,
+    paired_rounds=3,
 )
 
 QUICK = Plan(
@@ -75,4 +78,5 @@ QUICK = Plan(
     concurrency=16,
     drain_seconds=60.0,
     slots_requests=100,
+    paired_rounds=2,
 )

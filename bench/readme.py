@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bench import REPO
-from bench.report import cpu_line, drift
+from bench.report import cpu_line, drift, paired
 
 
 def section(results: dict) -> str:
@@ -67,6 +67,15 @@ def section(results: dict) -> str:
             ("per booking through the pipeline", pipeline),
         )
     ]
+    if rounds := paired(results):
+        lines += [
+            "",
+            f"`POST /book` against the same-work floor, loaded by turns in {len(rounds['ratios'])} rounds "
+            f"(saturation, then half of it, each right after the other): ratios "
+            f"{', '.join(map(str, rounds['ratios']))} (median {rounds['ratio']}); p99 at half minus the "
+            f"floor's {', '.join(f'{d:+g}' for d in rounds['p99_differences_ms'] if d is not None)} ms "
+            f"(median {rounds['p99_difference_ms']:+g}).",
+        ]
     if end := results.get("floors_end"):
         moved = drift(results)
         lines += [

@@ -1,8 +1,8 @@
-"""The benchmark's phases, in order: the floors, the API alone, the pipeline at saturation, at half
-of it and at a fixed steady rate, the pipeline again with other numbers of API and worker
-processes, and last the same-work and broker floors again (a shared machine speeds up and slows
-down during a run; ``bench.report`` sets the figures against both readings); all into one results
-dict."""
+"""The benchmark's phases, in order: the floors, the API alone (and then by turns with the
+same-work floor), the pipeline at saturation, at half of it and at a fixed steady rate, the
+pipeline again with other numbers of API and worker processes, and last the same-work and broker
+floors again (a shared machine speeds up and slows down during a run; ``bench.report`` sets the
+figures against both readings); all into one results dict."""
 
 from __future__ import annotations
 
@@ -127,27 +127,44 @@ class Benchmark:
     def same_work_floor(self, label: str = "same-work floor") -> dict:
         """``bench.same_work``: commit one row and publish one confirmed message per request, by
         hand, on this run's database and broker: what POST /book's work costs done plainly."""
+        with self.same_work_server(label) as (port, server):
+            return self.floor_load(label, {"port": port, "kind": "same-work"}, server)
+
+    @contextlib.contextmanager
+    def same_work_server(self, label: str) -> Iterator[tuple[int, subprocess.Popen]]:
+        """The same-work floor served on a free port, in a namespace and database of its own."""
         namespace = new_namespace()
         with self.database_url(namespace) as url:
             env = clinic_env(namespace, url, 1, queue_type=self.queue_type)
             try:
                 port = free_port()
-                return self.floor_server(label, same_work_argv(self.settings, port), port, "same-work", env)
+                with self.served(label, same_work_argv(self.settings, port), port, env) as server:
+                    yield port, server
             finally:
                 delete_namespace(self.settings.broker_url, namespace, extra_queues=[f"{namespace}.{SAME_WORK}"])
 
     def floor_server(self, label: str, argv: list[str], port: int, kind: str, env: dict | None) -> dict:
         """Serve a floor's app on waitress as the API is served, and load it as POST /book is loaded."""
+        with self.served(label, argv, port, env) as server:
+            return self.floor_load(label, {"port": port, "kind": kind}, server)
+
+    def floor_load(self, label: str, target: dict, server: subprocess.Popen) -> dict:
+        """A floor's saturation and half-rate figures, with its server's CPU per request."""
+        with CpuMeter({"floor server": lambda: [server.pid]}) as meter:
+            figures, _ = self.http_load(label, target, Slots())
+        requests = figures["saturation"]["ok"] + figures["half"]["ok"]
+        load_cpu = figures["saturation"]["cpu_s"] + figures["half"]["cpu_s"]
+        figures["cpu"] = meter.result(requests, {"load generator": load_cpu})
+        return figures
+
+    @contextlib.contextmanager
+    def served(self, label: str, argv: list[str], port: int, env: dict | None) -> Iterator[subprocess.Popen]:
+        """A floor's app on waitress, answering, for the block; stopped after it whatever happens."""
         log = open(self.logs / f"{label.replace(' ', '-')}.log", "ab")
         server = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_answers(port, "/floor")
-            with CpuMeter({"floor server": lambda: [server.pid]}) as meter:
-                figures, _ = self.http_load(label, {"port": port, "kind": kind}, Slots())
-            requests = figures["saturation"]["ok"] + figures["half"]["ok"]
-            load_cpu = figures["saturation"]["cpu_s"] + figures["half"]["cpu_s"]
-            figures["cpu"] = meter.result(requests, {"load generator": load_cpu})
-            return figures
+            yield server
         finally:
             server.terminate()
             try:
@@ -248,7 +265,8 @@ class Benchmark:
             yield f"sqlite:///{self.logs / f'{namespace}.db'}"
 
     def api_alone(self, system: System, accepted: list[str]) -> dict:
-        """``POST /book`` and ``GET /booking/{id}`` with no worker running (the broker takes the messages)."""
+        """``POST /book`` and ``GET /booking/{id}`` with no worker running (the broker takes the
+        messages), then ``POST /book`` and the same-work floor by turns (``paired_rounds``)."""
         with self.profiler({"api-alone": system.api_servers()[0]}), self.cpu_meter(system) as meter:
             post, booked = self.http_load("POST /book", {**system.target, "kind": "book"}, self.slots)
         load_cpu = post["saturation"]["cpu_s"] + post["half"]["cpu_s"]
@@ -256,7 +274,25 @@ class Benchmark:
         accepted.extend(booking_id for booking_id, _ in booked)
         ids = [booking_id for booking_id, _ in booked] or ["00000000-0000-4000-8000-000000000000"]
         get, _ = self.http_load("GET /booking/{id}", {**system.target, "kind": "get", "ids": ids}, None)
-        return {"post_book": post, "get_booking": get}
+        return {"post_book": post, "get_booking": get, "paired": self.paired_rounds(system, accepted)}
+
+    def paired_rounds(self, system: System, accepted: list[str]) -> list[dict]:
+        """``POST /book`` set against the same-work floor in rounds: both servers up, each loaded in
+        turn (saturation, then half of it) right after the other, ``plan.paired_rounds`` times. A
+        shared machine's speed moves by a fifth within a run; loads seconds apart see the same
+        machine, so each round's ratio is the code's, and the median of the rounds is the figure."""
+        rounds = []
+        with self.same_work_server("same-work floor, paired") as (port, _):
+            for number in range(1, self.plan.paired_rounds + 1):
+                floor, _ = self.http_load(
+                    f"round {number}: same-work floor", {"port": port, "kind": "same-work"}, Slots()
+                )
+                post, booked = self.http_load(
+                    f"round {number}: POST /book", {**system.target, "kind": "book"}, self.slots
+                )
+                accepted.extend(booking_id for booking_id, _ in booked)
+                rounds.append({"same_work": floor, "post_book": post})
+        return rounds
 
     def pipeline(self, system: System, arrivals: Arrivals, accepted: list[str], label: str, full: bool) -> dict:
         """Bookings a second from ``POST /book`` to the notification, over ``pipeline_bookings`` (the

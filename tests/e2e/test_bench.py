@@ -89,3 +89,11 @@ def test_the_quick_benchmark_reports_every_figure_and_loses_no_booking(rabbitmq,
     assert "pipeline" in finished.stdout and "pipeline at 30/s steady" in finished.stdout
     assert "targets:" in finished.stdout
     assert "broker floor, again at the end" in finished.stdout and "since the start" in finished.stdout
+
+    rounds = results["api"]["paired"]
+    assert len(rounds) == 2  # the quick plan's rounds, each with both servers' figures
+    for number, paired in enumerate(rounds, 1):
+        for name in ("same_work", "post_book"):
+            assert paired[name]["saturation"]["rps"] > 0 and paired[name]["half"]["p99_ms"] > 0, (number, name)
+            assert paired[name]["saturation"]["errors"] == paired[name]["half"]["errors"] == 0, (number, name)
+    assert "2 rounds by turns" in finished.stdout

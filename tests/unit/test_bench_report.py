@@ -1,9 +1,9 @@
-"""The benchmark's ratios against its floors: Python CPU per hop against the pika floor's, and a floor
-read at both ends of a run."""
+"""The benchmark's ratios against its floors: Python CPU per hop against the pika floor's, a floor
+read at both ends of a run, and POST /book against the same-work floor in rounds by turns."""
 
 from __future__ import annotations
 
-from bench.report import drift, floor, python_cpu_per_hop, readings
+from bench.report import drift, floor, paired, python_cpu_per_hop, ratios, readings, targets
 
 
 def results(pipeline_ms: dict[str, float], floor_ms: dict[str, float]) -> dict:
@@ -52,3 +52,45 @@ def test_a_floor_read_once_is_its_only_reading_and_shows_no_drift():
     assert floor(measured, "same_work", "saturation", "rps") is None
     assert python_cpu_per_hop(measured) == 2.0
     assert drift(measured) == {}
+
+
+def http(rps: float, half_p99: float) -> dict:
+    return {"saturation": {"rps": rps}, "half": {"p99_ms": half_p99}}
+
+
+def with_rounds(*rounds: tuple[tuple[float, float], tuple[float, float]]) -> dict:
+    """A run whose POST /book alone made 300 req/s against same-work floors of 400 at both ends,
+    with ``rounds`` of ((POST /book rps, p99 at half), (floor rps, p99 at half))."""
+    measured = {
+        "floors": {"http": http(1000, 2), "same_work": http(400, 5), "broker": {"rate": 100}},
+        "floors_end": {"same_work": http(400, 5), "broker": {"rate": 100}},
+        "api": {"post_book": http(300, 9), "get_booking": http(500, 3)},
+        "pipeline": {"rate": 60},
+        "memory": {"api_peak_rss_mib": 60, "max_worker_peak_rss_mib": 40},
+        "scaling": [],
+    }
+    measured["api"]["paired"] = [{"post_book": http(*post), "same_work": http(*same)} for post, same in rounds]
+    return measured
+
+
+def test_post_book_against_the_same_work_floor_is_the_median_of_its_rounds():
+    measured = with_rounds(((600, 8), (400, 10)), ((450, 12), (500, 9)), ((520, 7), (400, 8)))
+    rounds = paired(measured)
+    assert rounds["ratios"] == [1.5, 0.9, 1.3] and rounds["ratio"] == 1.3
+    assert rounds["p99_differences_ms"] == [-2, 3, -1] and rounds["p99_difference_ms"] == -1
+    measured["ratios"] = ratios(measured)
+    assert measured["ratios"]["post_book_vs_same_work_floor"] == 1.3  # not 300 / 400 from the lone run
+    found = {row["target"]: row for row in targets(measured)}
+    assert found["POST /book / same-work floor"]["met"] is True
+    assert found["POST /book p99 at half minus the same-work floor's (ms)"]["value"] == -1
+    assert found["POST /book p99 at half minus the same-work floor's (ms)"]["met"] is True
+
+
+def test_a_run_without_rounds_sets_post_book_against_the_floors_mean():
+    measured = with_rounds()
+    assert paired(measured) is None
+    measured["ratios"] = ratios(measured)
+    assert measured["ratios"]["post_book_vs_same_work_floor"] == 0.75
+    found = {row["target"]: row for row in targets(measured)}
+    assert found["POST /book p99 at half minus the same-work floor's (ms)"]["value"] == 4
+    assert found["POST /book / same-work floor"]["met"] is False
