@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bench import REPO
-from bench.report import cpu_line, drift, paired
+from bench.report import cpu_line, drift, paired, paired_line
 
 
 def section(results: dict) -> str:
@@ -71,10 +71,7 @@ def section(results: dict) -> str:
         lines += [
             "",
             f"`POST /book` against the same-work floor, loaded by turns in {len(rounds['ratios'])} rounds "
-            f"(saturation, then half of it, each right after the other): ratios "
-            f"{', '.join(map(str, rounds['ratios']))} (median {rounds['ratio']}); p99 at half minus the "
-            f"floor's {', '.join(f'{d:+g}' for d in rounds['p99_differences_ms'] if d is not None)} ms "
-            f"(median {rounds['p99_difference_ms']:+g}).",
+            f"(saturation, then half of it, each right after the other): {paired_line(rounds)}.",
         ]
     if end := results.get("floors_end"):
         moved = drift(results)

@@ -76,6 +76,16 @@ def paired(results: dict) -> dict | None:
     }
 
 
+def paired_line(rounds: dict) -> str:
+    """``paired``'s figures in words: each round's ratio and difference, and their medians."""
+    differences = [f"{d:+g}" for d in rounds["p99_differences_ms"] if d is not None]
+    median = rounds["p99_difference_ms"]
+    return (
+        f"ratios {', '.join(map(str, rounds['ratios']))} (median {rounds['ratio']}); p99 at half minus "
+        f"the floor's {', '.join(differences)} ms (median {'-' if median is None else f'{median:+g}'})"
+    )
+
+
 def _median(values: list[float | None]) -> float | None:
     known = [value for value in values if value is not None]
     return round(statistics.median(known), 3) if known else None
@@ -179,8 +189,7 @@ def table(results: dict) -> str:
             (
                 f"POST /book / same-work floor, {len(rounds['ratios'])} rounds by turns",
                 f"median {rounds['ratio']}",
-                f"rounds {', '.join(map(str, rounds['ratios']))}; p99 at half minus the floor's "
-                f"{', '.join(f'{d:+g}' for d in rounds['p99_differences_ms'] if d is not None)} ms",
+                paired_line(rounds),
             )
         )
     if end := results.get("floors_end"):

@@ -3,7 +3,7 @@ read at both ends of a run, and POST /book against the same-work floor in rounds
 
 from __future__ import annotations
 
-from bench.report import drift, floor, paired, python_cpu_per_hop, ratios, readings, targets
+from bench.report import drift, floor, paired, paired_line, python_cpu_per_hop, ratios, readings, targets
 
 
 def results(pipeline_ms: dict[str, float], floor_ms: dict[str, float]) -> dict:
@@ -78,6 +78,10 @@ def test_post_book_against_the_same_work_floor_is_the_median_of_its_rounds():
     rounds = paired(measured)
     assert rounds["ratios"] == [1.5, 0.9, 1.3] and rounds["ratio"] == 1.3
     assert rounds["p99_differences_ms"] == [-2, 3, -1] and rounds["p99_difference_ms"] == -1
+    assert (
+        paired_line(rounds)
+        == "ratios 1.5, 0.9, 1.3 (median 1.3); p99 at half minus the floor's -2, +3, -1 ms (median -1)"
+    )
     measured["ratios"] = ratios(measured)
     assert measured["ratios"]["post_book_vs_same_work_floor"] == 1.3  # not 300 / 400 from the lone run
     found = {row["target"]: row for row in targets(measured)}
