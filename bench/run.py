@@ -122,7 +122,9 @@ class Benchmark:
 
     def http_floor(self) -> dict:
         """A bare Falcon app answering a constant body: what waitress and Falcon cost alone."""
-        return self.floor_server("HTTP floor", floor_argv(self.settings, port := free_port()), port, "floor", None)
+        port = free_port()
+        with self.served("HTTP floor", floor_argv(self.settings, port), port, None) as server:
+            return self.floor_load("HTTP floor", {"port": port, "kind": "floor"}, server)
 
     def same_work_floor(self, label: str = "same-work floor") -> dict:
         """``bench.same_work``: commit one row and publish one confirmed message per request, by
@@ -143,13 +145,9 @@ class Benchmark:
             finally:
                 delete_namespace(self.settings.broker_url, namespace, extra_queues=[f"{namespace}.{SAME_WORK}"])
 
-    def floor_server(self, label: str, argv: list[str], port: int, kind: str, env: dict | None) -> dict:
-        """Serve a floor's app on waitress as the API is served, and load it as POST /book is loaded."""
-        with self.served(label, argv, port, env) as server:
-            return self.floor_load(label, {"port": port, "kind": kind}, server)
-
     def floor_load(self, label: str, target: dict, server: subprocess.Popen) -> dict:
-        """A floor's saturation and half-rate figures, with its server's CPU per request."""
+        """A floor's saturation and half-rate figures, loaded as POST /book is loaded, with its
+        server's CPU per request."""
         with CpuMeter({"floor server": lambda: [server.pid]}) as meter:
             figures, _ = self.http_load(label, target, Slots())
         requests = figures["saturation"]["ok"] + figures["half"]["ok"]
@@ -159,7 +157,8 @@ class Benchmark:
 
     @contextlib.contextmanager
     def served(self, label: str, argv: list[str], port: int, env: dict | None) -> Iterator[subprocess.Popen]:
-        """A floor's app on waitress, answering, for the block; stopped after it whatever happens."""
+        """A floor's app on waitress, served as the API is and answering, for the block; stopped
+        after it whatever happens."""
         log = open(self.logs / f"{label.replace(' ', '-')}.log", "ab")
         server = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
